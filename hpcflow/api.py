@@ -1,0 +1,63 @@
+"""`run()`: validate, plan, hand the job to the mapping's engine, return the result."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .batch.allocation import detect_allocation
+from .graph import WorkflowGraph
+from .inputs import normalize_inputs
+from .job import Job
+from .mappings import get_mapping
+from .metrics import Metrics
+from .options import Options
+from .plan import make_plan
+from .result import RunResult
+
+
+def run(
+    graph: WorkflowGraph,
+    inputs: int | dict | None = None,
+    mapping: str = "simple",
+    processes: int | None = None,
+    **options: Any,
+) -> RunResult:
+    """Run `graph` on `inputs` with a mapping and a number of processes.
+
+    Raises UsageError for input that cannot run, PEError when a PE fails (with the
+    partial result on `.result`, metrics included)."""
+    opts = Options.from_kwargs(options)
+    spec = get_mapping(mapping)
+    allocation = detect_allocation()
+    if processes is None:
+        processes = allocation.cpus
+    plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
+    job = Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
+    engine = importlib.import_module(spec.engine)
+    outcome = engine.execute(job)
+    metrics = Metrics(
+        workflow=opts.workflow or "custom",
+        params=dict(opts.params),
+        mapping=mapping,
+        processes=plan.processes,
+        runtime_s=outcome.runtime_s,
+        process_time_s=outcome.process_time_s,
+        cpu_time_s=outcome.cpu_time_s,
+        items={n: outcome.items.get(n, 0) for n in plan.order},
+        timeline=outcome.timeline,
+        allocation=allocation.to_dict(),
+        extra={
+            **opts.extra_metrics,
+            **outcome.extra,
+            "errors": len(outcome.errors),
+            "status": "failed" if outcome.failure else "ok",
+        },
+    )
+    if opts.metrics_out:
+        metrics.write(opts.metrics_out)
+    result = RunResult(outputs=outcome.outputs, metrics=metrics, errors=outcome.errors)
+    if outcome.failure is not None:
+        outcome.failure.result = result
+        raise outcome.failure
+    return result

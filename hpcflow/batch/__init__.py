@@ -1,0 +1,1 @@
+"""Batch systems: allocation detection, job-script templates, submission."""

@@ -1,0 +1,175 @@
+"""The `hpcflow` command (click). Bad input is one line on stderr and exit 2; a failed
+PE is exit 1 with metrics written; `--debug` shows tracebacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import traceback
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from . import __version__
+from .api import run as run_workflow
+from .batch.allocation import detect_allocation
+from .errors import HpcflowError, PEError, UsageError
+from .mappings import MAPPINGS, get_mapping
+from .rundir import attach_log, new_run_dir, write_result
+from .workflows import load_workflow
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`-p key=value` pairs; values are read as YAML scalars (3, 0.5, true, text)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"parameter {pair!r} is not key=value")
+        try:
+            params[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            params[key] = value
+    return params
+
+
+def parse_inputs(text: str | None) -> Any:
+    """`--inputs`: JSON (an int or {pe: int | [dicts]}) or the path of a JSON file."""
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--inputs is neither JSON nor a JSON file: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpcflow")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run stream-based workflows inside HPC batch allocations."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("run")
+@click.argument("workflow")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter.")
+@click.option("-m", "--mapping", default="simple", show_default=True, help="Mapping (see `hpcflow mappings`).")
+@click.option("-n", "--cpus", type=int, default=None, help="Processes to use [default: the allocation's CPUs].")
+@click.option("--inputs", default=None, help="JSON or a JSON file: an int or {pe: int | [dicts]}.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where results go.")
+@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
+@click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
+    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory."""
+    params = parse_params(params)
+    feed = parse_inputs(inputs)
+    get_mapping(mapping)
+    created = run_dir is None or not Path(run_dir).exists()
+    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
+    path.mkdir(parents=True, exist_ok=True)
+    handler = attach_log(path)
+    try:
+        try:
+            wf = load_workflow(workflow, params, run_dir=str(path))
+        except UsageError:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
+        if redis_url:
+            options["redis_url"] = redis_url
+        if start_method:
+            options["start_method"] = start_method
+        if not quiet:
+            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus or 'all'} processes", err=True)
+        try:
+            result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+        except PEError as exc:
+            partial = getattr(exc, "result", None)
+            if partial is not None:
+                write_result(path, partial)
+            logging.getLogger("hpcflow").error("%s\n%s", exc, exc.tb)
+            raise
+        write_result(path, result)
+        if not quiet:
+            m = result.metrics
+            click.echo(
+                f"hpcflow: done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, "
+                f"{sum(m.items.values())} items)",
+                err=True,
+            )
+        click.echo(str(path))
+    finally:
+        logging.getLogger("hpcflow").removeHandler(handler)
+        handler.close()
+
+
+@cli.command("mappings")
+def mappings_cmd() -> None:
+    """List the mappings."""
+    width = max(len(n) for n in MAPPINGS)
+    for spec in MAPPINGS.values():
+        scaling = "auto-scaled" if spec.autoscale else ""
+        click.echo(f"{spec.name:<{width}}  {spec.plan_kind:<10} {spec.transport:<13} {scaling:<11} {spec.summary}")
+
+
+@cli.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(as_json: bool) -> None:
+    """Show the detected allocation, CPUs, scheduler, MPI and Redis availability."""
+    alloc = detect_allocation()
+    info = {
+        "hpcflow": __version__,
+        "python": sys.version.split()[0],
+        **{f"allocation_{k}": v for k, v in alloc.to_dict().items()},
+        "mpi4py": find_spec("mpi4py") is not None,
+        "mpiexec": shutil.which("mpiexec"),
+        "redis_py": find_spec("redis") is not None,
+        "redis_server": shutil.which("redis-server"),
+        "sbatch": shutil.which("sbatch"),
+        "qsub": shutil.which("qsub"),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:<22} {value if value not in (None, False) else 'no'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="hpcflow", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("hpcflow: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"hpcflow: error: {exc.format_message()}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"hpcflow: error: {exc}", err=True)
+        sys.exit(2)
+    except HpcflowError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"hpcflow: error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)

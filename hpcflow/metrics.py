@@ -1,0 +1,85 @@
+"""Run metrics (DESIGN.md §4): recorded, never printed; one JSON object a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psutil
+
+from . import __version__
+
+
+def cpu_seconds(proc: psutil.Process | None = None) -> float:
+    """User + system CPU time of a process (this one by default)."""
+    t = (proc or psutil.Process()).cpu_times()
+    return t.user + t.system
+
+
+class ActiveClock:
+    """Wall time a process spends active, and its CPU time over the same span."""
+
+    def __init__(self) -> None:
+        self.active_s = 0.0
+        self._since: float | None = None
+        self._cpu0 = cpu_seconds()
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self.active_s += time.perf_counter() - self._since
+            self._since = None
+
+    def cpu_s(self) -> float:
+        return cpu_seconds() - self._cpu0
+
+
+@dataclass
+class Metrics:
+    workflow: str
+    params: dict[str, Any]
+    mapping: str
+    processes: int
+    runtime_s: float
+    process_time_s: float
+    cpu_time_s: float
+    items: dict[str, int]
+    timeline: list[list[float]] = field(default_factory=list)
+    host: str = field(default_factory=socket.gethostname)
+    allocation: dict[str, Any] = field(default_factory=dict)
+    hpcflow_version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        extra = self.__dict__.get("extra", {})
+        if name in extra:
+            return extra[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(d.pop("extra"))
+        return d
+
+    def write(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, default=to_jsonable)
+            f.write("\n")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """JSON for what PEs commonly emit: numpy arrays and scalars, sets, bytes, other objects."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return repr(obj)

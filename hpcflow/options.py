@@ -1,0 +1,48 @@
+"""Run options: the keyword arguments of `run()`, the CLI flags and the config keys."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import UsageError
+from .invoke import ErrorPolicy
+
+START_METHODS = ("fork", "spawn", "forkserver")
+
+
+@dataclass
+class Options:
+    autoscale: Any = None  # policy name, or {"policy": name, **parameters}
+    redis_url: str | None = None
+    start_method: str | None = None  # fork by default on Linux
+    on_error: str = "fail"  # fail | skip | retry:N[,skip]
+    collect: bool = True  # gather unconnected outputs into the result
+    metrics_out: str | None = None  # path of a metrics JSON file to write
+    max_queued: int = 10_000  # sources pause while more tasks than this are queued
+    workflow: str | None = None  # name recorded in the metrics
+    params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
+    extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise UsageError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        opts = cls(**kwargs)
+        ErrorPolicy.parse(opts.on_error)  # validate early
+        if opts.start_method is not None and opts.start_method not in START_METHODS:
+            raise UsageError(f"unknown start_method {opts.start_method!r}; use one of {', '.join(START_METHODS)}")
+        if opts.max_queued < 1:
+            raise UsageError(f"max_queued must be at least 1, got {opts.max_queued}")
+        return opts
+
+    @property
+    def error_policy(self) -> ErrorPolicy:
+        return ErrorPolicy.parse(self.on_error)
+
+    @property
+    def resolved_start_method(self) -> str:
+        return self.start_method or ("fork" if os.name == "posix" else "spawn")

@@ -1,0 +1,85 @@
+"""Where an output item goes: ONE implementation used by every mapping.
+
+An item written on (pe, port) goes down every stream connected to that port (fan-out
+reaches every branch). Each stream's grouping picks the destination instance: shuffle
+round-robins over the instances of a pinned PE, group-by hashes the key stably, global
+picks instance 0, all copies the item to every instance. A PE that a dynamic pool runs
+has no instance to pick: its destination instance is None ("any worker").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from .graph import WorkflowGraph
+from .grouping import ALL, GLOBAL, GROUP_BY, Grouping, stable_hash
+from .plan import DYNAMIC, HYBRID, Plan
+
+
+class Destination(NamedTuple):
+    pe: str
+    port: str
+    instance: int | None
+
+
+@dataclass
+class _Stream:
+    dst: str
+    port: str
+    grouping: Grouping
+    instances: int
+    anywhere: bool  # run by the dynamic pool: no instance to choose
+    next_rr: int = 0
+
+
+class Router:
+    """Routes output items of one process. Holds round-robin counters, so each process
+    (worker, rank) has its own Router; the choice for group-by is the same in all."""
+
+    def __init__(self, graph: WorkflowGraph, plan: Plan):
+        self._streams: dict[tuple[str, str], list[_Stream]] = {}
+        pool_runs = plan.kind in (DYNAMIC, HYBRID)
+        for e in graph.edges:
+            s = _Stream(
+                dst=e.dst,
+                port=e.dst_port,
+                grouping=graph.grouping(e.dst, e.dst_port),
+                instances=plan.instances[e.dst],
+                anywhere=pool_runs and not plan.is_pinned(e.dst),
+            )
+            self._streams.setdefault((e.src, e.src_port), []).append(s)
+
+    def is_connected(self, pe: str, port: str) -> bool:
+        return (pe, port) in self._streams
+
+    def route(self, pe: str, port: str, data: Any) -> list[Destination]:
+        """Every destination of `data` written by `pe` on `port` ([] if unconnected)."""
+        out: list[Destination] = []
+        for s in self._streams.get((pe, port), ()):
+            if s.anywhere:
+                out.append(Destination(s.dst, s.port, None))
+                continue
+            kind = s.grouping.kind
+            if kind == ALL:
+                out.extend(Destination(s.dst, s.port, i) for i in range(s.instances))
+                continue
+            if kind == GROUP_BY:  # the key is taken even for one instance: same errors everywhere
+                i = stable_hash(self._key(s, data)) % s.instances
+            elif s.instances == 1 or kind == GLOBAL:
+                i = 0
+            else:
+                i = s.next_rr
+                s.next_rr = (i + 1) % s.instances
+            out.append(Destination(s.dst, s.port, i))
+        return out
+
+    @staticmethod
+    def _key(s: _Stream, data: Any) -> Any:
+        try:
+            return s.grouping.key_of(data)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ValueError(
+                f"cannot take the {s.grouping.describe()} key of this item for {s.dst}.{s.port}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc

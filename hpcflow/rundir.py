@@ -1,0 +1,55 @@
+"""A run directory: metrics.json, outputs.jsonl, errors.jsonl, run.log and the
+workflow's own result files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .metrics import to_jsonable
+from .result import RunResult
+
+
+def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(workflow).stem)
+    base = Path(root) / f"{stamp}-{safe}-{mapping}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, default=to_jsonable) + "\n")
+
+
+def write_result(run_dir: Path, result: RunResult) -> None:
+    result.metrics.write(run_dir / "metrics.json")
+    rows = [
+        {"pe": pe, "port": port, "data": item}
+        for pe, ports in result.outputs.items()
+        for port, items in ports.items()
+        for item in items
+    ]
+    write_jsonl(run_dir / "outputs.jsonl", rows)
+    if result.errors:
+        write_jsonl(run_dir / "errors.jsonl", result.errors)
+
+
+def attach_log(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("hpcflow")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
