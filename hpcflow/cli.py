@@ -18,7 +18,7 @@ import yaml
 from . import __version__
 from .api import run as run_workflow
 from .batch.allocation import detect_allocation
-from .errors import HpcflowError, PEError, UsageError
+from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .rundir import attach_log, new_run_dir, write_result
 from .workflows import load_workflow
@@ -96,11 +96,16 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
             click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus or 'all'} processes", err=True)
         try:
             result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
-        except PEError as exc:
+        except UsageError:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        except HpcflowError as exc:  # the run started and stopped early: keep what it did
             partial = getattr(exc, "result", None)
             if partial is not None:
                 write_result(path, partial)
-            logging.getLogger("hpcflow").error("%s\n%s", exc, exc.tb)
+            logging.getLogger("hpcflow").error("%s\n%s", exc, getattr(exc, "tb", ""))
+            click.echo(f"hpcflow: run directory {path}", err=True)
             raise
         write_result(path, result)
         if not quiet:
@@ -171,5 +176,5 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(f"hpcflow: error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     sys.exit(0)

@@ -73,8 +73,9 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
     mapping = mapping or kind
     common = dict(kind=kind, processes=processes, order=order, roots=roots, stateful=stateful)
 
-    if kind == SEQUENTIAL:
-        return Plan(**{**common, "processes": 1}, instances={n: 1 for n in order}, pinned=())
+    if kind == SEQUENTIAL:  # the instances of stateful PEs as in the parallel mappings, run in turn
+        instances = {n: (_fixed_instances(graph, n) or 1) if n in stateful and n not in roots else 1 for n in order}
+        return Plan(**{**common, "processes": 1}, instances=instances, pinned=())
 
     if kind == STATIC:
         instances = {n: 1 for n in roots}

@@ -13,7 +13,6 @@ blocks in a pipe read: no polling, no CPU.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import signal
 import threading
@@ -46,7 +45,7 @@ from .termination import Termination
 from .worker import worker_main
 
 DISPATCH_TARGET_S = 0.01  # work handed to a pool worker at once: small enough to balance
-PINNED_DISPATCH_TASKS = 4 * MAX_CHUNK  # a pinned instance shares its queue with nobody
+PINNED_DISPATCH_TASKS = MAX_CHUNK  # what a worker holds comes back as outputs: bounds memory
 SAMPLE_S = 0.1  # timeline (and auto-scaler) sampling interval
 
 STARTING, IDLE, BUSY, PARKED, STOPPING, EXITED = "starting", "idle", "busy", "parked", "stopping", "exited"
@@ -112,6 +111,7 @@ class Stats:
     sinks: list = field(default_factory=list)
     timeline: list = field(default_factory=list)
     replaced: int = 0
+    peak_queued: int = 0
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
 
@@ -181,6 +181,8 @@ class Coordinator:
         q = self.pool_queues[c.pe] if c.instance is None else self.pinned_queues[(c.pe, c.instance)]
         q.appendleft(c) if front else q.append(c)
         self.queued += c.count
+        if self.queued > self.stats.peak_queued:
+            self.stats.peak_queued = self.queued
         self.queued_by_pe[c.pe] += c.count
 
     def _dequeue(self, q: deque[Chunk]) -> Chunk:
@@ -192,22 +194,20 @@ class Coordinator:
     def service_s(self, pe: str) -> float:
         return self.service[self.pe_index[pe]]
 
-    def pool_work(self, active: int) -> list[Chunk]:
+    def pool_work(self) -> list[Chunk]:
         """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
-        work and no more than a fair share of what is queued."""
-        pool_queued = sum(self.queued_by_pe[pe] for pe in self.pool_pes)
-        fair = math.ceil(pool_queued / max(1, active))
+        work, so no worker holds much more than that while others idle; while a PE's
+        speed is unknown, one chunk (of one task) at a time."""
         chunks: list[Chunk] = []
-        tasks, est = 0, 0.0
+        est = 0.0
         for pe in self.pool_priority:
             q = self.pool_queues[pe]
             svc = self.service_s(pe)
             while q:
-                if chunks and (tasks >= fair or est >= DISPATCH_TARGET_S):
+                if chunks and est >= DISPATCH_TARGET_S:
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
-                tasks += c.count
                 est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
         return chunks
 
@@ -231,10 +231,9 @@ class Coordinator:
     # -- dispatch ------------------------------------------------------------
     def dispatch(self) -> None:
         idle = [w for w in self.workers.values() if w.state == IDLE]
-        active_pool = sum(1 for w in self.workers.values() if w.pool and w.state in (IDLE, BUSY))
         for w in idle:
             if w.pool:
-                chunks = self.pool_work(active_pool)
+                chunks = self.pool_work()
             else:
                 host = w.hosts[0]
                 chunks = self.pinned_work(host)
@@ -467,6 +466,7 @@ class Coordinator:
                 "coordinator_cpu_s": round(coordinator_cpu, 4),
                 "workers_started": len(workers),
                 "workers_replaced": self.stats.replaced,
+                "peak_queued": self.stats.peak_queued,
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
             },
