@@ -130,6 +130,7 @@ class Coordinator:
         self.pool_pes = [n for n in plan.order if n not in pinned_pes]
         self.pool_priority = self.pool_pes[::-1]  # downstream first: drains, bounds memory
         self.pool_queues: dict[str, deque[Chunk]] = {n: deque() for n in self.pool_pes}
+        self.capacity = {n: plan.pool if n in self.pool_queues else plan.instances[n] for n in plan.order}
         self.pinned_queues: dict[tuple[str, int], deque[Chunk]] = {h: deque() for h in plan.pinned}
         self.queued = 0
         self.queued_by_pe: Counter = Counter()
@@ -211,11 +212,23 @@ class Coordinator:
                 est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
         return chunks
 
+    def backlogged(self) -> bool:
+        """Whether the roots must wait: too many tasks queued, or a PE with more queued
+        work per instance than max_backlog_s (bounds memory, latency and the drain on
+        SIGTERM whatever the PEs' speeds)."""
+        if self.queued >= self.options.max_queued:
+            return True
+        limit = self.options.max_backlog_s
+        for pe, n in self.queued_by_pe.items():
+            if n and n * self.service_s(pe) > limit * self.capacity[pe]:
+                return True
+        return False
+
     def pinned_work(self, host: tuple[str, int]) -> list[Chunk]:
         pe, _ = host
         feed = self.feeds.get(pe)
         if feed is not None:
-            if feed.in_flight or feed.remaining == 0 or self.queued >= self.options.max_queued:
+            if feed.in_flight or feed.remaining == 0 or self.backlogged():
                 return []
             n, blob = feed.take(chunk_limit(self.service_s(pe)))
             feed.in_flight = True
