@@ -106,8 +106,9 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
     if kind == DYNAMIC and pinned_pes:
         names = ", ".join(pinned_pes)
         hybrid = mapping.replace("dyn_auto_", "hybrid_auto_").replace("dyn_", "hybrid_")
+        subject = f"PE {names} is" if len(pinned_pes) == 1 else f"PEs {names} are"
         raise UsageError(
-            f"PE {names} is stateful (grouped input, stateful=True or postprocess()), which "
+            f"{subject} stateful (grouped input, stateful=True or postprocess()), which "
             f"mapping {mapping} cannot run; use {hybrid if hybrid != mapping else 'a hybrid_* mapping'}"
         )
     instances = {n: 1 for n in order}
