@@ -27,19 +27,36 @@ def run(
 
     Raises UsageError for input that cannot run, PEError when a PE fails (with the
     partial result on `.result`, metrics included)."""
+    return execute(prepare(graph, inputs, mapping, processes, **options))
+
+
+def prepare(
+    graph: WorkflowGraph,
+    inputs: int | dict | None = None,
+    mapping: str = "simple",
+    processes: int | None = None,
+    **options: Any,
+) -> Job:
+    """Check and plan a run without starting it: every UsageError of bad input is raised
+    here, so a caller (the CLI) can report it before it announces the run."""
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
-    allocation = detect_allocation()
     if processes is None:
-        processes = allocation.cpus
+        processes = detect_allocation().cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
-    job = Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
-    engine = importlib.import_module(spec.engine)
+    return Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
+
+
+def execute(job: Job) -> RunResult:
+    """Run a prepared job on its mapping's engine."""
+    opts, plan = job.options, job.plan
+    allocation = detect_allocation()
+    engine = importlib.import_module(job.mapping.engine)
     outcome = engine.execute(job)
     metrics = Metrics(
         workflow=opts.workflow or "custom",
         params=dict(opts.params),
-        mapping=mapping,
+        mapping=job.mapping.name,
         processes=plan.processes,
         runtime_s=outcome.runtime_s,
         process_time_s=outcome.process_time_s,
@@ -56,7 +73,10 @@ def run(
     )
     if opts.metrics_out:
         metrics.write(opts.metrics_out)
-    result = RunResult(outputs=outcome.outputs, metrics=metrics, errors=outcome.errors)
+    outputs = outcome.outputs
+    for pe, port in job.graph.unconnected_outputs():  # every unconnected port, written to or not
+        outputs.setdefault(pe, {}).setdefault(port, [])
+    result = RunResult(outputs=outputs, metrics=metrics, errors=outcome.errors)
     if outcome.failure is not None:
         outcome.failure.result = result
         raise outcome.failure

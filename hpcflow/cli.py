@@ -16,7 +16,8 @@ import click
 import yaml
 
 from . import __version__
-from .api import run as run_workflow
+from .api import execute as execute_run
+from .api import prepare as prepare_run
 from .batch.allocation import detect_allocation
 from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
@@ -42,13 +43,18 @@ def parse_inputs(text: str | None) -> Any:
     """`--inputs`: JSON (an int or {pe: int | [dicts]}) or the path of a JSON file."""
     if text is None:
         return None
-    path = Path(text)
-    if path.is_file():
-        text = path.read_text()
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"--inputs is neither JSON nor a JSON file: {exc}") from None
+        error = exc
+    try:  # not JSON: a file? (a long JSON string is no valid path: OSError)
+        text = Path(text).read_text()
+    except OSError:
+        raise UsageError(f"--inputs is neither JSON nor a JSON file: {error}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--inputs file is not JSON: {exc}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,44 +86,45 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
     path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
     path.mkdir(parents=True, exist_ok=True)
     handler = attach_log(path)
+    log = logging.getLogger("hpcflow")
     try:
-        try:
+        try:  # bad input ends here, before the run is announced, and leaves no run directory
             wf = load_workflow(workflow, params, run_dir=str(path))
+            options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
+            if redis_url:
+                options["redis_url"] = redis_url
+            if start_method:
+                options["start_method"] = start_method
+            job = prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
         except UsageError:
             if created:
+                log.removeHandler(handler)
+                handler.close()
                 shutil.rmtree(path, ignore_errors=True)
             raise
-        options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
-        if redis_url:
-            options["redis_url"] = redis_url
-        if start_method:
-            options["start_method"] = start_method
+        n = job.plan.processes
+        start = f"running {wf.name} on {mapping} with {n} process{'es' if n != 1 else ''}"
+        log.info("%s (params %s), run directory %s", start, params, path)
         if not quiet:
-            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus or 'all'} processes", err=True)
+            click.echo(f"hpcflow: {start}", err=True)
         try:
-            result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
-        except UsageError:
-            if created:
-                shutil.rmtree(path, ignore_errors=True)
-            raise
+            result = execute_run(job)
         except HpcflowError as exc:  # the run started and stopped early: keep what it did
             partial = getattr(exc, "result", None)
             if partial is not None:
                 write_result(path, partial)
-            logging.getLogger("hpcflow").error("%s\n%s", exc, getattr(exc, "tb", ""))
+            log.error("%s\n%s", exc, getattr(exc, "tb", ""))
             click.echo(f"hpcflow: run directory {path}", err=True)
             raise
         write_result(path, result)
+        m = result.metrics
+        done = f"done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+        log.info("%s", done)
         if not quiet:
-            m = result.metrics
-            click.echo(
-                f"hpcflow: done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, "
-                f"{sum(m.items.values())} items)",
-                err=True,
-            )
+            click.echo(f"hpcflow: {done}", err=True)
         click.echo(str(path))
     finally:
-        logging.getLogger("hpcflow").removeHandler(handler)
+        log.removeHandler(handler)
         handler.close()
 
 
@@ -153,28 +160,38 @@ def info_cmd(as_json: bool) -> None:
         click.echo(f"{key:<22} {value if value not in (None, False) else 'no'}")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="hpcflow", standalone_mode=False)
+        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("hpcflow: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"hpcflow: error: {exc.format_message()}", err=True)
+        click.echo(f"hpcflow: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except UsageError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"hpcflow: error: {exc}", err=True)
+        click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except HpcflowError as exc:
+        if debug:  # a PE's own traceback says more than where hpcflow re-raised it
+            print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
+        click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:
             traceback.print_exc()
-        click.echo(f"hpcflow: error: {exc}", err=True)
-        sys.exit(getattr(exc, "exit_code", 1))
-    sys.exit(0)
+        hint = "" if debug else " (--debug shows the traceback)"
+        click.echo(f"hpcflow: error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 from .errors import GraphError
 from .grouping import Grouping, parse_grouping
-from .pe import GROUPING, INPUT_NAME, OUTPUT_NAME, GenericPE, IterativePE, SimpleFunctionPE
+from .pe import GROUPING, INPUT_NAME, NAME, OUTPUT_NAME, GenericPE, IterativePE, SimpleFunctionPE
 
 _graph_ids = itertools.count(1)
 
@@ -109,32 +110,46 @@ class WorkflowGraph:
         return [(pe.name, p) for pe in self._pes for p in pe.outputconnections if (pe.name, p) not in used]
 
     def topological_order(self) -> list[str]:
-        """PE names, every PE after all of its upstream PEs; a cycle is a GraphError."""
-        order: list[str] = []
-        state: dict[str, int] = {}
-        succ: dict[str, list[str]] = {n: [] for n in self.names()}
+        """PE names, every PE after all of its upstream PEs and otherwise in the order they
+        were added, so roots are fed and PEs postprocessed in an order the user can predict;
+        a cycle is a GraphError that shows it."""
+        names = self.names()
+        index = {n: i for i, n in enumerate(names)}
+        succ: dict[str, list[str]] = {n: [] for n in names}
+        pred: dict[str, list[str]] = {n: [] for n in names}
+        indegree = dict.fromkeys(names, 0)
         for e in self.edges:
             succ[e.src].append(e.dst)
-
-        def visit(n: str, path: list[str]) -> None:
-            if state.get(n) == 2:
-                return
-            if state.get(n) == 1:
-                cycle = path[path.index(n) :] + [n]
-                raise GraphError(f"the workflow graph has a cycle: {' -> '.join(cycle)}")
-            state[n] = 1
-            for m in succ[n]:
-                visit(m, path + [n])
-            state[n] = 2
+            pred[e.dst].append(e.src)
+            indegree[e.dst] += 1
+        ready = [index[n] for n in names if indegree[n] == 0]
+        order: list[str] = []
+        while ready:
+            n = names[heapq.heappop(ready)]
             order.append(n)
-
-        for n in self.names():
-            visit(n, [])
-        return order[::-1]
+            for m in succ[n]:
+                indegree[m] -= 1
+                if indegree[m] == 0:
+                    heapq.heappush(ready, index[m])
+        if len(order) < len(names):
+            # Every PE left has a predecessor left: walking upstream must close a cycle.
+            path: list[str] = []
+            seen: dict[str, int] = {}
+            n = next(n for n in names if indegree[n] > 0)
+            while n not in seen:
+                seen[n] = len(path)
+                path.append(n)
+                n = next(m for m in pred[n] if indegree[m] > 0)
+            cycle = path[seen[n] :][::-1]
+            first = min(range(len(cycle)), key=lambda i: index[cycle[i]])
+            cycle = cycle[first:] + cycle[:first]
+            raise GraphError(f"the workflow graph has a cycle: {' -> '.join(cycle + cycle[:1])}")
+        return order
 
     def validate(self) -> None:
         """Raise GraphError for anything that cannot run: no PEs, duplicate names, ports or
-        groupings that do not exist, a cycle."""
+        groupings that do not exist (a grouping set on `inputconnections[port]` of a port
+        never declared with `_add_input`), a cycle."""
         if not self._pes:
             raise GraphError("the workflow graph has no PEs")
         seen: set[str] = set()
@@ -143,6 +158,11 @@ class WorkflowGraph:
                 raise GraphError(f"two PEs are named {pe.name!r}; PE names must be unique")
             seen.add(pe.name)
             for port, conn in pe.inputconnections.items():
+                if not isinstance(conn, dict) or conn.get(NAME) != port:
+                    raise GraphError(
+                        f"PE {pe.name}: input port {port!r} was never declared (its entry is {conn!r}); "
+                        f"declare it with _add_input({port!r}, grouping=...) before grouping it"
+                    )
                 parse_grouping(conn.get(GROUPING), f"on input {pe.name}.{port}")
         for a, ap, b, bp in self._edges:
             if ap not in a.outputconnections:
@@ -155,15 +175,19 @@ class WorkflowGraph:
         """The graph in Graphviz dot: one box per PE, one labelled arrow per stream."""
         lines = ["digraph workflow {", "  rankdir=LR;", "  node [shape=box];"]
         for pe in self._pes:
-            lines.append(f'  "{pe.name}";')
+            lines.append(f"  {_dot_id(pe.name)};")
         for e in self.edges:
             g = self.grouping(e.dst, e.dst_port)
             label = f"{e.src_port} -> {e.dst_port}"
             if g.kind != "shuffle":
                 label += f" ({g.describe()})"
-            lines.append(f'  "{e.src}" -> "{e.dst}" [label="{label}"];')
+            lines.append(f"  {_dot_id(e.src)} -> {_dot_id(e.dst)} [label={_dot_id(label)}];")
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _ports(conns: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ class Grouping:
 
     def describe(self) -> str:
         if self.kind == GROUP_BY:
-            return f"group-by {getattr(self.key, '__name__', self.key)}"
+            return f"group-by {self.key.__name__ if callable(self.key) else list(self.key)}"
         return self.kind
 
 

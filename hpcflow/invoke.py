@@ -4,7 +4,8 @@ turns what it raises into a PEError naming the PE, the instance and the item.
 Every engine calls PEs through an Invoker, so the error policy (`on_error`: fail, skip,
 retry:N) means the same thing in every mapping. Under skip and retry the outputs of a
 call are held back until the call succeeds, so a failed or retried item never leaves
-half of its outputs downstream.
+half of its outputs downstream. An output that cannot be routed (its group-by key is
+missing) fails the run under every policy: it is a mismatch of graph and data, not a bad item.
 """
 
 from __future__ import annotations
@@ -95,10 +96,16 @@ class Invoker:
 
     @staticmethod
     def _write_result(pe: GenericPE, result: dict[str, Any] | None) -> None:
-        if result:
-            write = pe.write
-            for port, data in result.items():
-                write(port, data)
+        if result is None:
+            return
+        if not isinstance(result, dict):
+            raise UsageError(
+                f"PE {pe.name}: process() returned a {type(result).__name__}; "
+                "return a dict {output port: data} or None, or call write()"
+            )
+        write = pe.write
+        for port, data in result.items():
+            write(port, data)
 
     def _call(self, name: str, fn: Callable[[], Any], inputs: Any, label: str | None) -> None:
         policy = self.policy
@@ -132,8 +139,11 @@ class Invoker:
                 raise err from None
             finally:
                 held, self._held = self._held, None
-            for out in held:
-                self._sink(*out)
+            try:
+                for out in held:
+                    self._sink(*out)
+            except Exception as exc:  # routing (a group-by key missing): never skipped, as under fail
+                raise self._error(name, inputs, label, exc) from None
             return
 
     def _error(self, name: str, inputs: Any, label: str | None, exc: Exception) -> PEError:

@@ -65,7 +65,8 @@ class Metrics:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(d.pop("extra"))
+        for key, value in d.pop("extra").items():
+            d.setdefault(key, value)  # as for attributes, a field wins over an extra of its name
         return d
 
     def write(self, path: str | os.PathLike) -> None:

@@ -17,6 +17,7 @@ from .errors import UsageError
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 NAME = "name"
+TYPE = "type"  # dispel4py's tuple type of a port: accepted, unused
 GROUPING = "grouping"
 
 Emit = Callable[[str, Any], None]

@@ -107,8 +107,9 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
     if kind == DYNAMIC and stateful_pinned:
         names = ", ".join(stateful_pinned)
         hybrid = mapping.replace("dyn_auto_", "hybrid_auto_").replace("dyn_", "hybrid_")
+        subject = f"PE {names} is" if len(stateful_pinned) == 1 else f"PEs {names} are"
         raise UsageError(
-            f"PE {names} is stateful (grouped input, stateful=True or postprocess()), which "
+            f"{subject} stateful (grouped input, stateful=True or postprocess()), which "
             f"mapping {mapping} cannot run; use {hybrid if hybrid != mapping else 'a hybrid_* mapping'}"
         )
     # Roots are called in order by one instance, so each gets a process of its own; so

@@ -73,7 +73,7 @@ class Router:
                 out.extend(Destination(s.dst, s.port, i) for i in range(s.instances))
                 continue
             if kind == GROUP_BY:  # the key is taken even for one instance: same errors everywhere
-                i = stable_hash(self._key(s, data)) % s.instances
+                i = self._key_hash(s, data) % s.instances
             elif s.instances == 1 or kind == GLOBAL:
                 i = 0
             else:
@@ -83,10 +83,10 @@ class Router:
         return out
 
     @staticmethod
-    def _key(s: _Stream, data: Any) -> Any:
-        try:
-            return s.grouping.key_of(data)
-        except (KeyError, IndexError, TypeError) as exc:
+    def _key_hash(s: _Stream, data: Any) -> int:
+        try:  # a callable key may raise anything; a key with no stable encoding, TypeError
+            return stable_hash(s.grouping.key_of(data))
+        except Exception as exc:
             raise ValueError(
                 f"cannot take the {s.grouping.describe()} key of this item for {s.dst}.{s.port}: "
                 f"{type(exc).__name__}: {exc}"

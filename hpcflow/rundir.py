@@ -15,7 +15,8 @@ from .result import RunResult
 
 def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(workflow).stem)
+    name = Path(workflow).name.removesuffix(".py")  # not .stem: a module path is a.b.c
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     base = Path(root) / f"{stamp}-{safe}-{mapping}"
     path, n = base, 1
     while True:

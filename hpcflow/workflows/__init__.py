@@ -74,7 +74,12 @@ def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str 
             )
         if "run_dir" in sig.parameters and run_dir is not None:
             params["run_dir"] = run_dir
-        built = build(**params)
+        try:
+            built = build(**params)
+        except UsageError:
+            raise
+        except Exception as exc:  # a parameter build() cannot use (-p items=abc) is bad input too
+            raise UsageError(f"workflow {name}: build() failed: {type(exc).__name__}: {exc}") from exc
         if not isinstance(built, tuple) or len(built) not in (2, 3) or not isinstance(built[0], WorkflowGraph):
             raise UsageError(f"workflow {name}: build() must return (graph, inputs) or (graph, inputs, info)")
         info = dict(built[2]) if len(built) == 3 else {}

@@ -1,0 +1,157 @@
+"""on_error: fail (default), skip (record the item and go on), retry:N[,skip] (run the item
+again; a failed attempt's outputs never reach downstream)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpcflow import GenericPE, IterativePE, PEError, ProducerPE, UsageError, WorkflowGraph, run
+from hpcflow.invoke import ErrorPolicy
+
+
+class Numbers(ProducerPE):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _process(self, inputs):
+        self.n += 1
+        return self.n
+
+
+class FailsOnOdd(IterativePE):
+    """Writes a partial output, then fails on odd numbers; passes even ones."""
+
+    def _process(self, data):
+        self.write("output", ("partial", data))
+        if data % 2:
+            raise ValueError(f"odd {data}")
+        return ("done", data)
+
+
+class FlakyOnce(IterativePE):
+    """Fails the first attempt of every item after writing a partial output."""
+
+    def __init__(self):
+        super().__init__()
+        self.attempts: dict[int, int] = {}
+
+    def _process(self, data):
+        self.attempts[data] = self.attempts.get(data, 0) + 1
+        self.write("output", ("partial", data))
+        if self.attempts[data] == 1:
+            raise ConnectionError(f"flaky {data}")
+        return ("done", data, self.attempts[data])
+
+
+def graph_of(pe):
+    graph = WorkflowGraph()
+    graph.connect(Numbers(), "output", pe, "input")
+    return graph
+
+
+@pytest.mark.parametrize(
+    "spec, policy",
+    [
+        (None, ErrorPolicy("fail")),
+        ("fail", ErrorPolicy("fail")),
+        ("skip", ErrorPolicy("skip")),
+        ("retry:3", ErrorPolicy("retry", 3, "fail")),
+        ("retry:2,skip", ErrorPolicy("retry", 2, "skip")),
+        (" retry:1, skip ", ErrorPolicy("retry", 1, "skip")),
+    ],
+)
+def test_parse(spec, policy):
+    assert ErrorPolicy.parse(spec) == policy
+
+
+@pytest.mark.parametrize("spec", ["ignore", "retry", "retry:0", "retry:x", "retry:2,ignore", "skip:2"])
+def test_parse_refuses(spec):
+    with pytest.raises(UsageError, match="use fail, skip, retry:N or retry:N,skip"):
+        ErrorPolicy.parse(spec)
+
+
+def test_fail_stops_at_the_first_failure():
+    pe = FailsOnOdd()
+    with pytest.raises(PEError, match="odd 1"):
+        run(graph_of(pe), inputs=4)
+
+
+def test_skip_records_the_item_and_error_and_drops_its_outputs():
+    pe = FailsOnOdd()
+    result = run(graph_of(pe), inputs=4, on_error="skip")
+    assert result.output(pe) == [("partial", 2), ("done", 2), ("partial", 4), ("done", 4)]
+    assert [(e["pe"], e["instance"], e["item"], e["error"], e["attempts"]) for e in result.errors] == [
+        ("FailsOnOdd", 0, "{'input': 1}", "ValueError: odd 1", 1),
+        ("FailsOnOdd", 0, "{'input': 3}", "ValueError: odd 3", 1),
+    ]
+    assert all("Traceback" in e["traceback"] for e in result.errors)
+    assert result.metrics.errors == 2 and result.metrics.status == "ok"
+    assert result.metrics.items["FailsOnOdd"] == 4
+
+
+def test_retry_runs_the_item_again_without_duplicating_a_failed_attempts_outputs():
+    pe = FlakyOnce()
+    result = run(graph_of(pe), inputs=3, on_error="retry:2")
+    assert result.output(pe) == [
+        ("partial", 1),
+        ("done", 1, 2),
+        ("partial", 2),
+        ("done", 2, 2),
+        ("partial", 3),
+        ("done", 3, 2),
+    ]
+    assert result.errors == [] and result.metrics.items["FlakyOnce"] == 3
+
+
+def test_retry_then_fail():
+    with pytest.raises(PEError, match="PE FailsOnOdd\\[0\\] failed on item \\{'input': 1\\}: ValueError: odd 1"):
+        run(graph_of(FailsOnOdd()), inputs=2, on_error="retry:2")
+
+
+def test_retry_then_skip_records_the_attempts():
+    pe = FailsOnOdd()
+    result = run(graph_of(pe), inputs=2, on_error="retry:2,skip")
+    assert result.output(pe) == [("partial", 2), ("done", 2)]
+    assert [(e["item"], e["attempts"]) for e in result.errors] == [("{'input': 1}", 3)]
+
+
+def test_skipped_items_outputs_never_reach_downstream():
+    class Collect(GenericPE):
+        def __init__(self):
+            super().__init__()
+            self._add_input("input", grouping="global")
+            self._add_output("output")
+            self.seen = []
+
+        def process(self, inputs):
+            self.seen.append(inputs["input"])
+
+        def postprocess(self):
+            self.write("output", self.seen)
+
+    graph = WorkflowGraph()
+    fails, collect = FailsOnOdd(), Collect()
+    graph.connect(Numbers(), "output", fails, "input")
+    graph.connect(fails, "output", collect, "input")
+    result = run(graph, inputs=3, on_error="skip")
+    assert result.output(collect) == [[("partial", 2), ("done", 2)]]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip", "retry:1"])
+def test_an_output_that_cannot_be_routed_fails_the_run_under_every_policy(on_error):
+    class Words(ProducerPE):
+        def _process(self, inputs):
+            return {"wrod": "a"}
+
+    class Count(GenericPE):
+        def __init__(self):
+            super().__init__()
+            self._add_input("input", grouping="word")
+
+    graph = WorkflowGraph()
+    graph.connect(Words(), "output", Count(), "input")
+    with pytest.raises(PEError) as info:
+        run(graph, inputs=1, on_error=on_error)
+    assert info.value.pe == "Words"
+    assert "group-by ['word'] key of this item for Count.input: KeyError: 'word'" in str(info.value)
