@@ -1,0 +1,61 @@
+"""The auto-scaler: a policy between fixed bounds, with a record of what it asked for.
+
+Shaped like Dask's `AdaptiveCore`: the scaler only turns observations into a desired
+number of active workers; waking and parking them is the coordinator's business (see
+the package docstring), so the whole decision logic runs in tests on scripted
+observations without a process in sight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import UsageError
+from .observation import Observation
+from .spec import DEFAULT_INTERVAL_S, Policy, parse_spec
+
+
+class AutoScaler:
+    """Desired active worker count, between `min_workers` and `max_workers`."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        max_workers: int,
+        min_workers: int = 1,
+        *,
+        name: str = "",
+        interval: float = DEFAULT_INTERVAL_S,
+    ) -> None:
+        if not 1 <= min_workers <= max_workers:
+            raise UsageError(f"auto-scaling needs 1 <= min_workers <= max_workers, got {min_workers} and {max_workers}")
+        self.policy = policy
+        self.name = name or type(policy).__name__
+        self.min_workers = min_workers
+        self.max_workers = max_workers
+        self.interval = interval
+        self.target: int | None = None
+        self.history: list[tuple[float, int]] = []
+        """(t, target) of every step, for the metrics timeline."""
+
+    def initial(self) -> int:
+        """Workers to start active, before the first observation."""
+        self.target = self._clamp(self.policy.initial(self.min_workers, self.max_workers))
+        return self.target
+
+    def step(self, obs: Observation) -> int:
+        """Desired active workers after observing `obs`."""
+        current = self.initial() if self.target is None else self.target
+        self.target = self._clamp(self.policy.target(obs, current))
+        self.history.append((obs.t, self.target))
+        return self.target
+
+    def _clamp(self, n: int) -> int:
+        return min(self.max_workers, max(self.min_workers, n))
+
+
+def make_autoscaler(spec: str | Mapping[str, Any] | None, max_workers: int, min_workers: int = 1) -> AutoScaler:
+    """The engine's entry point: an `AutoScaler` from the `autoscale=` option value."""
+    parsed = parse_spec(spec)
+    return AutoScaler(parsed.policy, max_workers, min_workers, name=parsed.name, interval=parsed.interval)
