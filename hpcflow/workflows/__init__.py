@@ -16,6 +16,9 @@ from ..errors import UsageError
 from ..graph import WorkflowGraph
 
 BUILTINS = {
+    "galaxy": "hpcflow.workflows.galaxy",
+    "seismic": "hpcflow.workflows.seismic",
+    "sentiment": "hpcflow.workflows.sentiment",
     "pipeline": "hpcflow.workflows.pipeline",
 }
 
