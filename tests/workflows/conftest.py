@@ -1,5 +1,5 @@
-"""Fixtures for the workflow tests: parallel mappings that skip until they are registered,
-and outputs compared as multisets (mappings may reorder items, never change them)."""
+"""Fixtures for the workflow tests: outputs compared as multisets (mappings may reorder
+items, never change them)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,6 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-
-from hpcflow.mappings import MAPPINGS
-
-
-@pytest.fixture
-def require_mapping() -> Callable[[str], str]:
-    """`require_mapping(name)` returns `name`, or skips the test while this branch has no
-    such mapping (the engines land in another branch; the skip goes when they merge)."""
-
-    def check(name: str) -> str:
-        if name not in MAPPINGS:
-            pytest.skip(f"mapping {name} is not registered yet")
-        return name
-
-    return check
 
 
 def _multiset(outputs: dict[str, dict[str, list]]) -> Counter:

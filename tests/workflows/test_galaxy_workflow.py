@@ -171,8 +171,7 @@ def test_a_scale_larger_than_the_coordinates_file_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize("mapping, processes", [("multi", 4), ("dyn_multi", 3)])
-def test_parallel_mappings_match_simple(tmp_path, require_mapping, multiset, mapping, processes):
-    require_mapping(mapping)
+def test_parallel_mappings_match_simple(tmp_path, multiset, mapping, processes):
     graph, inputs, _ = build(scale=1, heavy=True, latency_scale=0.0002, run_dir=str(tmp_path))
     expected = run(graph, inputs, "simple")
     got = run(graph, inputs, mapping, processes)

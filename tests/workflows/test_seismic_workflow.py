@@ -139,8 +139,7 @@ def test_bad_parameters_are_usage_errors(tmp_path):
 
 
 @pytest.mark.parametrize("mapping, processes", [("multi", 9), ("dyn_multi", 3)])
-def test_parallel_mappings_write_byte_equal_spectra(tmp_path, require_mapping, multiset, mapping, processes):
-    require_mapping(mapping)
+def test_parallel_mappings_write_byte_equal_spectra(tmp_path, multiset, mapping, processes):
     expected, _, expected_files = run_seismic(tmp_path)
     got, _, got_files = run_seismic(tmp_path, mapping, processes)
     assert got_files == expected_files

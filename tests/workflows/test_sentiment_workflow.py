@@ -148,10 +148,10 @@ def test_the_graph_survives_pickling(multiset):
 
 def test_each_branch_has_its_own_stateful_pes():
     graph, _, _ = build(articles=10)
-    plan = make_plan(graph, HYBRID, 11, "hybrid_multi")
+    plan = make_plan(graph, HYBRID, 12, "hybrid_multi")
     assert plan.stateful == {"HappyStateAFINN", "HappyStateVADER", "Top3HappiestAFINN", "Top3HappiestVADER"}
     assert plan.instances["HappyStateAFINN"] == plan.instances["HappyStateVADER"] == 4
-    assert len(plan.pinned) == 10 and plan.pool == 1
+    assert len(plan.pinned) == 11 and plan.pool == 1  # the producer and 10 stateful instances
 
 
 def test_a_dynamic_plan_refuses_the_stateful_graph():
@@ -160,16 +160,14 @@ def test_a_dynamic_plan_refuses_the_stateful_graph():
         make_plan(graph, DYNAMIC, 4, "dyn_multi")
 
 
-def test_dyn_multi_refuses_sentiment_with_a_clear_error(require_mapping):
-    require_mapping("dyn_multi")
+def test_dyn_multi_refuses_sentiment_with_a_clear_error():
     graph, inputs, _ = build(articles=10)
     with pytest.raises(UsageError, match="HappyState.*stateful.*hybrid_multi"):
         run(graph, inputs, "dyn_multi", 4)
 
 
-def test_hybrid_multi_matches_simple(require_mapping, multiset):
-    require_mapping("hybrid_multi")
+def test_hybrid_multi_matches_simple(multiset):
     graph, inputs, _ = build(articles=120)
     expected = run(graph, inputs, "simple")
-    got = run(graph, inputs, "hybrid_multi", 11)  # 2 x 4 HappyState + 2 Top3 pinned, 1 worker
+    got = run(graph, inputs, "hybrid_multi", 12)  # producer, 2 x 4 HappyState, 2 Top3 pinned; 1 worker
     assert multiset(got.outputs) == multiset(expected.outputs)
