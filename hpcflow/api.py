@@ -30,11 +30,14 @@ def run(
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
     allocation = detect_allocation()
-    if processes is None:
+    engine = importlib.import_module(spec.engine)
+    resolve = getattr(engine, "resolve_processes", None)  # an engine whose processes are given (mpi: the ranks)
+    if resolve is not None:
+        processes = resolve(processes)
+    elif processes is None:
         processes = allocation.cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
     job = Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
-    engine = importlib.import_module(spec.engine)
     outcome = engine.execute(job)
     metrics = Metrics(
         workflow=opts.workflow or "custom",

@@ -20,6 +20,7 @@ from .api import run as run_workflow
 from .batch.allocation import detect_allocation
 from .errors import HpcflowError, PEError, UsageError
 from .mappings import MAPPINGS, get_mapping
+from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
 from .rundir import attach_log, new_run_dir, write_result
 from .workflows import load_workflow
 
@@ -57,7 +58,7 @@ def parse_inputs(text: str | None) -> Any:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Run stream-based workflows inside HPC batch allocations."""
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 @cli.command("run")
@@ -71,20 +72,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
-    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory."""
+@click.pass_context
+def run_cmd(ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
+    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
+
+    With --mapping mpi, run it under `mpiexec -n N` or `srun -n N`; started otherwise, it
+    re-launches itself through the mpiexec on PATH with --cpus ranks."""
     params = parse_params(params)
     feed = parse_inputs(inputs)
     get_mapping(mapping)
-    created = run_dir is None or not Path(run_dir).exists()
-    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
-    path.mkdir(parents=True, exist_ok=True)
-    handler = attach_log(path)
+    if mapping == "mpi" and launcher_size() is None:
+        argv = ctx.obj.get("argv", sys.argv[1:])
+        relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
+    ranks = run_ranks(mapping)  # under MPI: rank 0 makes the run directory, writes and prints
+    quiet = quiet or not ranks.writer
+    created, path = ranks.share(lambda: _make_run_dir(run_dir, workflow, mapping))
+    handler = attach_log(path) if ranks.writer else None
     try:
         try:
-            wf = load_workflow(workflow, params, run_dir=str(path))
+            wf = ranks.agree(lambda: load_workflow(workflow, params, run_dir=str(path)))
         except UsageError:
-            if created:
+            if created and ranks.writer:
                 shutil.rmtree(path, ignore_errors=True)
             raise
         options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
@@ -98,10 +106,13 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
             result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
         except PEError as exc:
             partial = getattr(exc, "result", None)
-            if partial is not None:
-                write_result(path, partial)
-            logging.getLogger("hpcflow").error("%s\n%s", exc, exc.tb)
+            if ranks.writer:
+                if partial is not None:
+                    write_result(path, partial)
+                logging.getLogger("hpcflow").error("%s\n%s", exc, exc.tb)
             raise
+        if not ranks.writer:
+            return
         write_result(path, result)
         if not quiet:
             m = result.metrics
@@ -112,8 +123,17 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
             )
         click.echo(str(path))
     finally:
-        logging.getLogger("hpcflow").removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            logging.getLogger("hpcflow").removeHandler(handler)
+            handler.close()
+
+
+def _make_run_dir(run_dir: str | None, workflow: str, mapping: str) -> tuple[bool, Path]:
+    """(whether this run made it, the run directory)."""
+    created = run_dir is None or not Path(run_dir).exists()
+    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
+    path.mkdir(parents=True, exist_ok=True)
+    return created, path
 
 
 @cli.command("mappings")
@@ -152,24 +172,28 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    say = launcher_rank() == 0  # under MPI every rank has the same error: rank 0 says it
     try:
-        cli.main(args=args, prog_name="hpcflow", standalone_mode=False)
+        cli.main(args=args, prog_name="hpcflow", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("hpcflow: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"hpcflow: error: {exc.format_message()}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {exc.format_message()}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except UsageError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"hpcflow: error: {exc}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {exc}", err=True)
         sys.exit(2)
     except HpcflowError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"hpcflow: error: {exc}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {exc}", err=True)
         sys.exit(1)
     sys.exit(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .plan import SEQUENTIAL
+from .plan import SEQUENTIAL, STATIC
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ MAPPINGS: dict[str, MappingSpec] = {
         MappingSpec(
             "simple", SEQUENTIAL, "hpcflow.engines.simple", "in process", False, "sequential reference semantics"
         ),
+        MappingSpec("mpi", STATIC, "hpcflow.engines.mpi", "MPI", False, "static: one rank per PE instance (baseline)"),
     ]
 }
 
