@@ -41,7 +41,11 @@ def prepare(
     here, so a caller (the CLI) can report it before it announces the run."""
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
-    if processes is None:
+    engine = importlib.import_module(spec.engine)
+    resolve = getattr(engine, "resolve_processes", None)  # an engine whose processes are given (mpi: the ranks)
+    if resolve is not None:
+        processes = resolve(processes)
+    elif processes is None:
         processes = detect_allocation().cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
     return Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)

@@ -21,6 +21,7 @@ from .api import prepare as prepare_run
 from .batch.allocation import detect_allocation
 from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
+from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
 from .rundir import attach_log, new_run_dir, write_result
 from .workflows import load_workflow
 
@@ -63,7 +64,7 @@ def parse_inputs(text: str | None) -> Any:
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Run stream-based workflows inside HPC batch allocations."""
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 @cli.command("run")
@@ -77,29 +78,40 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
-    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory."""
+@click.pass_context
+def run_cmd(ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
+    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
+
+    With --mapping mpi, run it under `mpiexec -n N` or `srun -n N`; started otherwise, it
+    re-launches itself through the mpiexec on PATH with --cpus ranks."""
     params = parse_params(params)
     feed = parse_inputs(inputs)
     get_mapping(mapping)
-    created = run_dir is None or not Path(run_dir).exists()
-    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
-    path.mkdir(parents=True, exist_ok=True)
-    handler = attach_log(path)
+    if mapping == "mpi" and launcher_size() is None:
+        argv = ctx.obj.get("argv", sys.argv[1:])
+        relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
+    ranks = run_ranks(mapping)  # under MPI: rank 0 makes the run directory, writes and prints
+    quiet = quiet or not ranks.writer
+    created, path = ranks.share(lambda: _make_run_dir(run_dir, workflow, mapping))
+    handler = attach_log(path) if ranks.writer else None
     log = logging.getLogger("hpcflow")
+
+    def prepare():
+        wf = load_workflow(workflow, params, run_dir=str(path))
+        options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
+        if redis_url:
+            options["redis_url"] = redis_url
+        if start_method:
+            options["start_method"] = start_method
+        return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+
     try:
         try:  # bad input ends here, before the run is announced, and leaves no run directory
-            wf = load_workflow(workflow, params, run_dir=str(path))
-            options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
-            if redis_url:
-                options["redis_url"] = redis_url
-            if start_method:
-                options["start_method"] = start_method
-            job = prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+            wf, job = ranks.agree(prepare)
         except UsageError:
-            if created:
-                log.removeHandler(handler)
-                handler.close()
+            if created and ranks.writer:
+                _detach(log, handler)
+                handler = None
                 shutil.rmtree(path, ignore_errors=True)
             raise
         n = job.plan.processes
@@ -110,12 +122,15 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
         try:
             result = execute_run(job)
         except HpcflowError as exc:  # the run started and stopped early: keep what it did
-            partial = getattr(exc, "result", None)
-            if partial is not None:
-                write_result(path, partial)
-            log.error("%s\n%s", exc, getattr(exc, "tb", ""))
-            click.echo(f"hpcflow: run directory {path}", err=True)
+            if ranks.writer:
+                partial = getattr(exc, "result", None)
+                if partial is not None:
+                    write_result(path, partial)
+                log.error("%s\n%s", exc, getattr(exc, "tb", ""))
+                click.echo(f"hpcflow: run directory {path}", err=True)
             raise
+        if not ranks.writer:
+            return
         write_result(path, result)
         m = result.metrics
         done = f"done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
@@ -124,8 +139,21 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
             click.echo(f"hpcflow: {done}", err=True)
         click.echo(str(path))
     finally:
+        _detach(log, handler)
+
+
+def _detach(log: logging.Logger, handler: logging.Handler | None) -> None:
+    if handler is not None:
         log.removeHandler(handler)
         handler.close()
+
+
+def _make_run_dir(run_dir: str | None, workflow: str, mapping: str) -> tuple[bool, Path]:
+    """(whether this run made it, the run directory)."""
+    created = run_dir is None or not Path(run_dir).exists()
+    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
+    path.mkdir(parents=True, exist_ok=True)
+    return created, path
 
 
 @cli.command("mappings")
@@ -168,25 +196,29 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    say = launcher_rank() == 0  # under MPI every rank has the same error: rank 0 says it
     try:
-        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False)
+        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj={"argv": list(args)})
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("hpcflow: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"hpcflow: error: {_one_line(exc.format_message())}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except UsageError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except HpcflowError as exc:
         if debug:  # a PE's own traceback says more than where hpcflow re-raised it
             print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:

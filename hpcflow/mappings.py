@@ -26,6 +26,7 @@ MAPPINGS: dict[str, MappingSpec] = {
         MappingSpec("simple", SEQUENTIAL, "hpcflow.engines.simple", "in process", False,
                     "sequential reference semantics"),
         MappingSpec("multi", STATIC, _SHM, "shared memory", False, "static: one process per PE instance (baseline)"),
+        MappingSpec("mpi", STATIC, "hpcflow.engines.mpi", "MPI", False, "static: one rank per PE instance (baseline)"),
         MappingSpec("dyn_multi", DYNAMIC, _SHM, "shared memory", False,
                     "dynamic: a pool of workers runs any stateless PE"),
         MappingSpec("hybrid_multi", HYBRID, _SHM, "shared memory", False,

@@ -1,0 +1,84 @@
+"""Overhead of the `mpi` mapping against `simple`: a no-op 3-stage pipeline.
+
+With no work in the PEs, the rate of task executions (items processed, summed over
+PEs, per second of runtime) measures what a mapping costs per item: routing, batching,
+pickling and messages for `mpi`; nothing but the calls for `simple`.
+
+    python experiments/bench/mpi_overhead.py [--items 20000] [--ranks 8] [--repeats 3]
+
+`simple` runs in this process; `mpi` runs as `hpcflow run pipeline --mapping mpi
+--cpus RANKS`, which re-launches itself through mpiexec, and is read back from its
+metrics.json. Each row is the median of the repeats, also printed as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hpcflow import run
+from hpcflow.workflows import pipeline
+
+
+def task_rate(metrics: dict) -> float:
+    return sum(metrics["items"].values()) / metrics["runtime_s"]
+
+
+def simple_metrics(items: int, stages: int) -> dict:
+    graph, inputs, _ = pipeline.build(items=items, stages=stages)
+    return run(graph, inputs, mapping="simple").metrics.to_dict()
+
+
+def mpi_metrics(items: int, stages: int, ranks: int, run_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "hpcflow", "run", "pipeline", "-p", f"items={items}", "-p", f"stages={stages}"]
+    cmd += ["--mapping", "mpi", "--cpus", str(ranks), "--run-dir", str(run_dir), "-q"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--stages", type=int, default=3)
+    parser.add_argument("--ranks", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mapping in ("simple", "mpi"):
+            runs = []
+            for i in range(args.repeats):
+                if mapping == "simple":
+                    runs.append(simple_metrics(args.items, args.stages))
+                else:
+                    runs.append(mpi_metrics(args.items, args.stages, args.ranks, Path(tmp) / f"mpi-{i}"))
+            rates = [task_rate(m) for m in runs]
+            median = sorted(runs, key=task_rate)[len(runs) // 2]
+            rows.append(
+                {
+                    "mapping": mapping,
+                    "processes": median["processes"],
+                    "items": args.items,
+                    "stages": args.stages,
+                    "task_executions": sum(median["items"].values()),
+                    "runtime_s": round(median["runtime_s"], 4),
+                    "process_time_s": round(median["process_time_s"], 4),
+                    "cpu_time_s": round(median["cpu_time_s"], 4),
+                    "tasks_per_s": round(statistics.median(rates)),
+                    "tasks_per_s_all": [round(r) for r in rates],
+                }
+            )
+    print(f"{'mapping':<8} {'procs':>5} {'runtime s':>10} {'tasks/s':>10}")
+    for row in rows:
+        print(f"{row['mapping']:<8} {row['processes']:>5} {row['runtime_s']:>10.3f} {row['tasks_per_s']:>10}")
+    for row in rows:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

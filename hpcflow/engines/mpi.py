@@ -1,0 +1,250 @@
+"""The `mpi` mapping: the static baseline on MPI, one rank per PE instance.
+
+Every rank of the job calls run() with the same graph. The plan is a pure function of
+the graph and the number of ranks, so rank r runs instance `plan.pinned[r]` and knows
+where every other instance lives without asking; ranks beyond the plan idle until the
+end. A rank's loop: preprocess; a root runs its feed, any other PE takes batches until
+it has an end-of-stream mark from every upstream instance; postprocess; send the
+end-of-stream mark to every downstream instance. So postprocess() runs after the last
+item and its output flows downstream before the run ends, with no idle timeout.
+
+The end of a run, normal or failed, is one path: every rank completes its sends and
+reports to rank 0, which merges the reports and answers every rank with the summary.
+A PE failure sends STOP to every rank; each stops after the item it is on, so no rank
+waits for a message that will never come, and the summary carries the PEError, which
+run() raises on every rank.
+
+Rank 0's result holds the outputs of every unconnected port; the other ranks' results
+hold the same metrics and errors and no outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mpi4py import MPI
+
+from ..errors import PEError, UsageError
+from ..inputs import iter_feed
+from ..invoke import Invoker
+from ..job import Job, Outcome, add_output
+from ..metrics import cpu_seconds
+from ..mpirun import launcher_size
+from ..routing import Router
+from .mpi_channel import DATA, DONE, REPORT, Backoff, Channel, quiet_barrier
+
+# How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
+# long a slow PE's outputs wait for a batch to fill, and how long a rank goes on (besides
+# the item it is on) after a PE failed elsewhere.
+TICK_S = 0.01
+
+
+@dataclass
+class Report:
+    """What one rank tells rank 0 at the end of a run."""
+
+    rank: int
+    start: float = 0.0  # time.time() when the run started on this rank
+    end: float = 0.0  # ... and when its last message had been received
+    active_s: float = 0.0  # wall time it ran a PE instance (0 for an idle rank)
+    cpu_s: float = 0.0
+    items: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, dict[str, list]] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    failure: PEError | None = None
+    failed_at: float = 0.0
+
+
+def resolve_processes(requested: int | None) -> int:
+    """The mapping's processes are the ranks of the MPI job; a request for another
+    number is an error rather than a run that silently uses a different count."""
+    size = MPI.COMM_WORLD.Get_size()
+    started = launcher_size()
+    if started is None and size == 1:
+        raise UsageError(
+            "mapping mpi runs as the ranks of an MPI job: start the program with `mpiexec -n N` "
+            "or `srun -n N` (`hpcflow run --mapping mpi` re-launches itself through mpiexec)"
+        )
+    if started is not None and started != size:
+        raise UsageError(
+            f"the launcher started {started} processes but MPI sees {size} rank(s): the launcher "
+            "does not match this MPI library (with srun, try --mpi=pmi2 or --mpi=pmix)"
+        )
+    if requested is not None and requested != size:
+        raise UsageError(
+            f"mapping mpi runs one process per MPI rank: asked for {requested} processes in a job of "
+            f"{size} ranks; start it with `mpiexec -n {requested}` or leave the process count out"
+        )
+    return size
+
+
+def execute(job: Job) -> Outcome:
+    world = MPI.COMM_WORLD
+    quiet_barrier(world)  # start together: launch skew is the launcher's, not the run's
+    comm = world.Dup()  # the run's messages never meet the caller's or another run's
+    try:
+        outcome = _run(job, Channel(comm))
+    except KeyboardInterrupt:
+        world.Abort(130)  # the launcher interrupted every rank: end the job without a traceback each
+        raise
+    except BaseException:
+        # A bug in the engine itself (a PE's errors are PEErrors and take the STOP path):
+        # other ranks may be waiting on this one, so end the whole job rather than hang it.
+        traceback.print_exc()
+        sys.stderr.flush()
+        world.Abort(1)
+        raise
+    comm.Free()
+    return outcome
+
+
+def _run(job: Job, channel: Channel) -> Outcome:
+    start, cpu0 = time.time(), cpu_seconds()
+    if channel.rank < len(job.plan.pinned):
+        pe, instance = job.plan.pinned[channel.rank]
+        report = InstanceRank(job, channel, pe, instance).run()
+        report.active_s = time.time() - start
+    else:
+        report = Report(channel.rank)
+    report.start, report.end, report.cpu_s = start, time.time(), cpu_seconds() - cpu0
+    if channel.rank != 0:
+        channel.send(0, REPORT, report)
+        channel.drain_until(lambda: bool(channel.mail[DONE]))
+        return channel.mail[DONE][0]
+    channel.drain_until(lambda: len(channel.mail[REPORT]) == channel.size - 1)
+    reports = sorted([report, *channel.mail[REPORT]], key=lambda r: r.rank)
+    summary = _summarise(reports, len(job.plan.pinned))
+    for dest in range(1, channel.size):
+        channel.send(dest, DONE, summary)
+    channel.drain_until(lambda: True)
+    outputs: dict[str, dict[str, list]] = {}
+    for r in reports:
+        for pe, ports in r.outputs.items():
+            for port, items in ports.items():
+                outputs.setdefault(pe, {}).setdefault(port, []).extend(items)
+    summary.outputs = outputs
+    return summary
+
+
+def _summarise(reports: list[Report], instances: int) -> Outcome:
+    """The run's outcome, without outputs, from every rank's report."""
+    start = min(r.start for r in reports)
+    items: Counter[str] = Counter()
+    for r in reports:
+        items.update(r.items)
+    ends = sorted(r.end - start for r in reports[:instances])
+    timeline = [[0.0, instances, 0]] + [[round(t, 6), instances - i - 1, 0] for i, t in enumerate(ends)]
+    failed = sorted((r for r in reports if r.failure is not None), key=lambda r: r.failed_at)
+    return Outcome(
+        outputs={},
+        items=dict(items),
+        runtime_s=max(r.end for r in reports) - start,
+        process_time_s=sum(r.active_s for r in reports),
+        cpu_time_s=sum(r.cpu_s for r in reports),
+        timeline=timeline,
+        errors=[e for r in reports for e in r.errors],
+        extra={"ranks": len(reports), "idle_ranks": len(reports) - instances},
+        failure=failed[0].failure if failed else None,
+    )
+
+
+class InstanceRank:
+    """A rank running one PE instance: its worker loop."""
+
+    def __init__(self, job: Job, channel: Channel, pe_name: str, instance: int):
+        graph = copy.deepcopy(job.graph)  # the caller's PEs keep no state from the run
+        plan = job.plan
+        pe = graph.get(pe_name)
+        pe.instance = instance
+        self.name = pe_name
+        self.instance = instance
+        self.channel = channel
+        self.collect = job.options.collect
+        self.router = Router(graph, plan)
+        self.rank_of = {slot: rank for rank, slot in enumerate(plan.pinned)}
+        self.invoker = Invoker([pe], self._sink, job.options.error_policy)
+        self.feed = job.feeds.get(pe_name)  # roots only
+        self.upstream = sum(plan.instances[p] for p in graph.predecessors(pe_name))  # end marks to wait for
+        self.downstream = sorted(
+            {self.rank_of[(s, i)] for s in graph.successors(pe_name) for i in range(plan.instances[s])}
+        )
+        self.outputs: dict[str, dict[str, list]] = {}
+        self._next_tick = 0.0
+
+    def run(self) -> Report:
+        failure: PEError | None = None
+        try:
+            self.invoker.preprocess(self.name)
+            if self.feed is not None:
+                self._produce()
+            else:
+                self._consume()
+            if not self.channel.stopped:
+                self.invoker.postprocess(self.name)
+                self.channel.end_streams(self.downstream)
+        except PEError as exc:
+            failure = exc
+        except Exception as exc:  # a send outside a PE call failed (an output that cannot be pickled)
+            failure = PEError(
+                self.name, self.instance, "<sending outputs>", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            )
+        if failure is not None:
+            self.channel.stop_everyone()
+        self.channel.drain_until(lambda: True)
+        return Report(
+            self.channel.rank,
+            items=dict(self.invoker.items),
+            outputs=self.outputs,
+            errors=self.invoker.errors,
+            failure=failure,
+            failed_at=time.time() if failure else 0.0,
+        )
+
+    def _produce(self) -> None:
+        for inputs in iter_feed(self.feed):
+            if self.channel.stopped:
+                return
+            self.invoker.process(self.name, inputs)
+            self._tick()
+
+    def _consume(self) -> None:
+        backoff = Backoff()
+        waiting = self.upstream
+        while waiting and not self.channel.stopped:
+            message = self.channel.receive()
+            if message is None:
+                self.channel.flush()  # about to wait: what is buffered goes now
+                backoff.sleep()
+                continue
+            backoff.reset()
+            tag, payload = message
+            if tag != DATA:
+                continue
+            items, eos = payload
+            for port, item in items:
+                if self.channel.stopped:
+                    return
+                self.invoker.process(self.name, {port: item})
+                self._tick()
+            waiting -= eos
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if now >= self._next_tick:
+            self._next_tick = now + TICK_S
+            self.channel.flush()
+            self.channel.poll_stop()
+
+    def _sink(self, pe: str, port: str, data: Any) -> None:
+        if not self.router.is_connected(pe, port):
+            if self.collect:
+                add_output(self.outputs, pe, port, data)
+            return
+        for dest in self.router.route(pe, port, data):
+            self.channel.put(self.rank_of[(dest.pe, dest.instance)], dest.port, data)

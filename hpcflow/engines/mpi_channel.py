@@ -1,0 +1,168 @@
+"""The MPI message layer of the `mpi` mapping: batched data streams between ranks, and the
+few control messages that start, stop and end a run.
+
+Every message is a synchronous-mode send (`issend`): it completes only once the
+receiver has matched it. That gives flow control (a rank has at most MAX_IN_FLIGHT
+unmatched batches per destination, so a fast producer cannot fill a slow consumer's
+memory) and a clean end (once every rank's sends are complete, every message has been
+received, so nothing is left pending at MPI_Finalize or leaks into the next run).
+
+Nothing here blocks inside MPI. Waits poll (Iprobe, Test) and sleep with an
+exponential backoff, as mpi4py.futures does, so that waiting ranks give their core to
+working ones when ranks outnumber cores; a blocking MPI call spins at 100% CPU in most
+MPI libraries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+from mpi4py import MPI
+
+# Message tags. Messages between two ranks with the same tag arrive in the order sent,
+# so an end-of-stream batch always follows the data batches before it.
+DATA = 1  # (items, eos): a batch of (input port, item) for the receiving rank's PE
+STOP = 2  # a PE failed somewhere: stop now
+REPORT = 3  # a rank's Report, to rank 0
+DONE = 4  # rank 0's summary of the run, to every other rank
+
+# Items per data message. A message costs a pickle, a match and a wake-up of the
+# receiver (tens of microseconds), an item of a no-op PE a few microseconds: batching
+# amortises the first over many of the second. Larger batches add latency and memory.
+BATCH_ITEMS = 256
+
+# Unmatched data messages per destination before a sender waits. More overlaps sending
+# with the receiver's work; fewer bounds what a slow consumer holds (at most
+# MAX_IN_FLIGHT * BATCH_ITEMS items per upstream rank).
+MAX_IN_FLIGHT = 4
+
+# The longest sleep of an idle rank: how late it may notice a message (mpi4py.futures'
+# default). Shorter wastes CPU when ranks outnumber cores.
+BACKOFF_MAX_S = 0.001
+
+
+class Backoff:
+    """Sleeps between polls: none at first, then doubling up to BACKOFF_MAX_S."""
+
+    def __init__(self, longest: float = BACKOFF_MAX_S):
+        self._longest = longest
+        self._shortest = longest / 1024
+        self._delay = 0.0
+
+    def reset(self) -> None:
+        self._delay = 0.0
+
+    def sleep(self) -> None:
+        time.sleep(self._delay)
+        self._delay = min(self._longest, max(self._shortest, self._delay * 2))
+
+
+def quiet_barrier(comm: MPI.Comm) -> None:
+    """A barrier that sleeps instead of spinning while the other ranks arrive."""
+    request = comm.Ibarrier()
+    backoff = Backoff()
+    while not request.Test():
+        backoff.sleep()
+
+
+class Channel:
+    """One rank's end of the run's messages: buffers data per destination rank and sends
+    it in batches, receives, and remembers a STOP and the control messages it got."""
+
+    def __init__(self, comm: MPI.Comm):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.stopped = False  # a STOP arrived (or this rank sent one): send no more data
+        self.mail: dict[int, list[Any]] = defaultdict(list)  # REPORT and DONE payloads
+        self._buffers: dict[int, list[tuple[str, Any]]] = {}
+        self._in_flight: dict[int, deque[MPI.Request]] = defaultdict(deque)
+        self._control: list[MPI.Request] = []
+        self._status = MPI.Status()
+
+    # -- data ------------------------------------------------------------------
+    def put(self, dest: int, port: str, item: Any) -> None:
+        """Queue `item` for input `port` of rank `dest`; sends a full batch."""
+        buffer = self._buffers.setdefault(dest, [])
+        buffer.append((port, item))
+        if len(buffer) >= BATCH_ITEMS:
+            self._send_batch(dest, eos=False)
+
+    def flush(self) -> None:
+        """Send every partly filled batch (before this rank would wait, or now and then)."""
+        for dest in list(self._buffers):
+            self._send_batch(dest, eos=False)
+
+    def end_streams(self, dests: list[int]) -> None:
+        """Send what is buffered for each of `dests` with the end-of-stream mark."""
+        for dest in dests:
+            self._send_batch(dest, eos=True)
+
+    def _send_batch(self, dest: int, eos: bool) -> None:
+        items = self._buffers.pop(dest, [])
+        queue = self._in_flight[dest]
+        backoff = Backoff()
+        while not self.stopped:
+            while queue and queue[0].Test():
+                queue.popleft()
+            if len(queue) < MAX_IN_FLIGHT:
+                queue.append(self.comm.issend((items, eos), dest=dest, tag=DATA))
+                return
+            self.poll_stop()
+            backoff.sleep()
+
+    # -- control ---------------------------------------------------------------
+    def send(self, dest: int, tag: int, payload: Any) -> None:
+        self._control.append(self.comm.issend(payload, dest=dest, tag=tag))
+
+    def stop_everyone(self) -> None:
+        """Tell every other rank to stop; this rank sends no more data either."""
+        self.stopped = True
+        for dest in range(self.size):
+            if dest != self.rank:
+                self.send(dest, STOP, None)
+
+    def poll_stop(self) -> bool:
+        """Take a STOP if one has arrived; True once stopped."""
+        message = self.comm.improbe(tag=STOP)
+        if message is not None:
+            message.recv()
+            self.stopped = True
+        return self.stopped
+
+    # -- receiving ---------------------------------------------------------------
+    def receive(self) -> tuple[int, Any] | None:
+        """The next message as (tag, payload), or None if none is waiting. A STOP sets
+        `stopped`; REPORT and DONE payloads are also kept in `mail`."""
+        message = self.comm.improbe(status=self._status)
+        if message is None:
+            return None
+        tag = self._status.Get_tag()
+        payload = message.recv()
+        if tag == STOP:
+            self.stopped = True
+        elif tag != DATA:
+            self.mail[tag].append(payload)
+        return tag, payload
+
+    def sends_complete(self) -> bool:
+        """True once every message this rank sent has been received."""
+        for queue in self._in_flight.values():
+            while queue and queue[0].Test():
+                queue.popleft()
+        self._control = [r for r in self._control if not r.Test()]
+        return not self._control and not any(self._in_flight.values())
+
+    def drain_until(self, done: Callable[[], bool]) -> None:
+        """Receive (and drop data) until `done()` holds and every send is complete: the
+        way out of a run, in which a rank keeps taking messages so that no other rank's
+        send waits on it forever."""
+        backoff = Backoff()
+        while not (self.sends_complete() and done()):
+            if self.receive() is None:
+                backoff.sleep()
+            else:
+                backoff.reset()
