@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 import traceback
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ import yaml
 
 from . import __version__
 from .api import run as run_workflow
-from .batch.allocation import detect_allocation
+from .batch.allocation import Allocation, detect_allocation
+from .batch.schedulers import SCHEDULERS, find_scheduler
+from .batch.submit import is_redis_mapping, make_job, submit_job
+from .config import Config, load_config
 from .errors import HpcflowError, PEError, UsageError
 from .mappings import MAPPINGS, get_mapping
-from .rundir import attach_log, new_run_dir, write_result
+from .rundir import attach_log, new_run_dir, run_dir_name, write_result
 from .workflows import load_workflow
 
 
@@ -51,6 +55,24 @@ def parse_inputs(text: str | None) -> Any:
         raise UsageError(f"--inputs is neither JSON nor a JSON file: {exc}") from None
 
 
+def resolve_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation) -> int:
+    """`--cpus`, by default the allocation's; more than it has is refused unless asked for.
+
+    Only the command line checks: the Python API runs any number of processes, as the
+    tests and benchmarks do on small machines. A Redis run may span the job's nodes."""
+    limit = alloc.total_cpus if is_redis_mapping(mapping) else alloc.cpus
+    if cpus is None:
+        return limit
+    if cpus < 1:
+        raise UsageError(f"--cpus must be at least 1, not {cpus}")
+    if cpus > limit and not oversubscribe:
+        raise UsageError(
+            f"--cpus {cpus} is more than the {limit} CPUs of this allocation "
+            f"({alloc.scheduler}, from {alloc.source}); add --oversubscribe to run anyway"
+        )
+    return cpus
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpcflow")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -70,12 +92,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
+@click.option(
+    "--oversubscribe",
+    is_flag=True,
+    envvar="HPCFLOW_OVERSUBSCRIBE",
+    help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
+def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, oversubscribe, quiet):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory."""
     params = parse_params(params)
     feed = parse_inputs(inputs)
     get_mapping(mapping)
+    cpus = resolve_cpus(cpus, mapping, oversubscribe, detect_allocation())
     created = run_dir is None or not Path(run_dir).exists()
     path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
     path.mkdir(parents=True, exist_ok=True)
@@ -93,7 +122,7 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
         if start_method:
             options["start_method"] = start_method
         if not quiet:
-            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus or 'all'} processes", err=True)
+            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus} processes", err=True)
         try:
             result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
         except PEError as exc:
@@ -114,6 +143,91 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
     finally:
         logging.getLogger("hpcflow").removeHandler(handler)
         handler.close()
+
+
+@cli.command("submit")
+@click.argument("workflow", required=False)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter.")
+@click.option("-m", "--mapping", default=None, help="Mapping [default: the config's].")
+@click.option("-n", "--cpus", type=int, default=None, help="CPUs over all nodes [default: the config's].")
+@click.option("--nodes", type=int, default=1, show_default=True, help="Nodes; more than one needs a *_redis mapping.")
+@click.option("--walltime", default=None, metavar="HH:MM:SS", help="Time limit of the job.")
+@click.option("--partition", default=None, help="SLURM partition or PBS queue.")
+@click.option("--account", default=None, help="Account (project) to charge.")
+@click.option("--mem", default=None, help="Memory per node: 8G, 8000M, 8gb.")
+@click.option("--scheduler", type=click.Choice(sorted(SCHEDULERS)), help="[default: sbatch or qsub on PATH]")
+@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where the script and results go.")
+@click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML configuration file.")
+@click.option("--dry-run", is_flag=True, help="Print the job script; create and submit nothing.")
+def submit_cmd(
+    workflow,
+    params,
+    mapping,
+    cpus,
+    nodes,
+    walltime,
+    partition,
+    account,
+    mem,
+    scheduler,
+    redis_url,
+    run_dir,
+    oversubscribe,
+    config_file,
+    dry_run,
+):
+    """Submit WORKFLOW as a batch job (SLURM or PBS); print the job id and the run directory.
+
+    Without WORKFLOW, the workflow and its settings come from --config FILE, else from
+    configs/default.yaml; options given here win over the file's."""
+    config = load_config(config_file) if config_file or workflow is None else Config()
+    workflow = workflow or config.workflow
+    if workflow is None:
+        where = config.path or "configs/default.yaml (there is none here)"
+        raise UsageError(f"no WORKFLOW given and no workflow: in {where}")
+    mapping = mapping or config.mapping
+    cpus = cpus if cpus is not None else config.cpus
+    if mapping is None or cpus is None:
+        raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
+    get_mapping(mapping)
+    merged_params = {**config.params, **parse_params(params)}
+    load_workflow(workflow, merged_params)  # an unknown workflow or parameter fails here, not in the queue
+    chosen = find_scheduler(scheduler)
+    flags = dict(walltime=walltime, partition=partition, account=account, mem=mem)
+    batch = replace(config.batch, **{k: v for k, v in flags.items() if v is not None})
+
+    def job_in(path: Path):
+        return make_job(
+            workflow=workflow,
+            mapping=mapping,
+            cpus=cpus,
+            nodes=nodes,
+            run_dir=path.absolute(),
+            params=merged_params,
+            batch=batch,
+            redis_url=redis_url or config.redis_url,
+            oversubscribe=oversubscribe,
+        )
+
+    planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
+    job = job_in(planned)  # checks everything before anything is created
+    if dry_run:
+        click.echo(chosen.render(job), nl=False)
+        return
+    created = run_dir is None or not planned.exists()
+    path = new_run_dir(workflow, mapping) if run_dir is None else planned
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        job_id = submit_job(job_in(path), chosen)
+    except UsageError:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
+    click.echo(job_id)
+    click.echo(str(path))
 
 
 @cli.command("mappings")
@@ -144,8 +258,11 @@ def info_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    width = max(map(len, info))
     for key, value in info.items():
-        click.echo(f"{key:<22} {value if value not in (None, False) else 'no'}")
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        click.echo(f"{key:<{width}} {value if value not in (None, False, '') else 'no'}")
 
 
 def main(argv: list[str] | None = None) -> None:

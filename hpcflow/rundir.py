@@ -13,10 +13,19 @@ from .metrics import to_jsonable
 from .result import RunResult
 
 
-def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
+def safe_name(workflow: str) -> str:
+    """A workflow's name as it may appear in a file or job name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(workflow).stem)
+
+
+def run_dir_name(workflow: str, mapping: str) -> str:
+    """`<UTC timestamp>-<workflow>-<mapping>`; `submit --dry-run` shows it without creating it."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(workflow).stem)
-    base = Path(root) / f"{stamp}-{safe}-{mapping}"
+    return f"{stamp}-{safe_name(workflow)}-{mapping}"
+
+
+def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
+    base = Path(root) / run_dir_name(workflow, mapping)
     path, n = base, 1
     while True:
         try:
