@@ -59,12 +59,11 @@ def resolve_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: All
     """`--cpus`, by default the allocation's; more than it has is refused unless asked for.
 
     Only the command line checks: the Python API runs any number of processes, as the
-    tests and benchmarks do on small machines. A Redis run may span the job's nodes."""
-    limit = alloc.total_cpus if is_redis_mapping(mapping) else alloc.cpus
+    tests and benchmarks do on small machines. A Redis or MPI run may span the job's nodes."""
+    spans_nodes = is_redis_mapping(mapping) or mapping == "mpi"
+    limit = alloc.total_cpus if spans_nodes else alloc.cpus
     if cpus is None:
         return limit
-    if cpus < 1:
-        raise UsageError(f"--cpus must be at least 1, not {cpus}")
     if cpus > limit and not oversubscribe:
         raise UsageError(
             f"--cpus {cpus} is more than the {limit} CPUs of this allocation "
@@ -198,21 +197,18 @@ def submit_cmd(
     flags = dict(walltime=walltime, partition=partition, account=account, mem=mem)
     batch = replace(config.batch, **{k: v for k, v in flags.items() if v is not None})
 
-    def job_in(path: Path):
-        return make_job(
-            workflow=workflow,
-            mapping=mapping,
-            cpus=cpus,
-            nodes=nodes,
-            run_dir=path.absolute(),
-            params=merged_params,
-            batch=batch,
-            redis_url=redis_url or config.redis_url,
-            oversubscribe=oversubscribe,
-        )
-
+    settings = dict(
+        workflow=workflow,
+        mapping=mapping,
+        cpus=cpus,
+        nodes=nodes,
+        params=merged_params,
+        batch=batch,
+        redis_url=redis_url or config.redis_url,
+        oversubscribe=oversubscribe,
+    )
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
-    job = job_in(planned)  # checks everything before anything is created
+    job = make_job(run_dir=planned.absolute(), **settings)  # checks everything before anything is created
     if dry_run:
         click.echo(chosen.render(job), nl=False)
         return
@@ -220,7 +216,7 @@ def submit_cmd(
     path = new_run_dir(workflow, mapping) if run_dir is None else planned
     path.mkdir(parents=True, exist_ok=True)
     try:
-        job_id = submit_job(job_in(path), chosen)
+        job_id = submit_job(make_job(run_dir=path.absolute(), **settings), chosen)
     except UsageError:
         if created:
             shutil.rmtree(path, ignore_errors=True)

@@ -86,7 +86,7 @@ def parse_config(data: Any, path: Path) -> Config:
         batch=BatchConfig(
             partition=_text(batch, "partition", path, "batch."),
             account=_text(batch, "account", path, "batch."),
-            walltime=_walltime(batch.get("walltime"), path),
+            walltime=_walltime(batch, path),
             mem=_text(batch, "mem", path, "batch."),
             modules=_modules(batch.get("modules"), path),
         ),
@@ -141,11 +141,12 @@ def _autoscale(value: Any, path: Path) -> str | dict[str, Any] | None:
     raise UsageError(f"config {path}: autoscale must be a policy name or a mapping with a 'policy' name")
 
 
-def _walltime(value: Any, path: Path) -> str | None:
+def _walltime(batch: dict, path: Path) -> str | None:
     """YAML 1.1 reads an unquoted `1:00:00` as the integer 3600 (base 60): turn it back."""
+    value = batch.get("walltime")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return f"{value // 3600:02d}:{value // 60 % 60:02d}:{value % 60:02d}"
-    return _text({"walltime": value}, "walltime", path, "batch.")
+    return _text(batch, "walltime", path, "batch.")
 
 
 def _modules(value: Any, path: Path) -> tuple[str, ...]:

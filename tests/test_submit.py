@@ -238,6 +238,7 @@ def test_a_redis_run_may_use_every_node_of_the_job():
         resolve_cpus(9, "dyn_auto_redis", False, alloc)
     with pytest.raises(UsageError, match="more than the 4 CPUs"):
         resolve_cpus(8, "dyn_multi", False, alloc)
+    assert resolve_cpus(8, "mpi", False, alloc) == 8
 
 
 def test_the_python_api_does_not_enforce_the_allocation(monkeypatch):

@@ -28,13 +28,8 @@ def cgroup_cpu_quota(read: Reader = read_text) -> float | None:
     """CPUs' worth of time our cgroups allow (quota / period), or None when unlimited."""
     membership = read("/proc/self/cgroup") or ""
     mounts = read("/proc/self/mountinfo") or ""
-    limits = [
-        limit
-        for directory, version in _cpu_cgroup_dirs(membership, mounts)
-        for limit in [_limit(read, directory, version)]
-        if limit is not None
-    ]
-    return min(limits, default=None)
+    limits = (_limit(read, directory, version) for directory, version in _cpu_cgroup_dirs(membership, mounts))
+    return min((limit for limit in limits if limit is not None), default=None)
 
 
 def _cpu_cgroup_dirs(membership: str, mounts: str) -> list[tuple[str, int]]:
@@ -59,7 +54,7 @@ def _cpu_cgroup_dirs(membership: str, mounts: str) -> list[tuple[str, int]]:
         if version is None or version not in paths:
             continue
         relative = _relative(paths[version], root)
-        levels = [relative, *relative.parents] if relative.parts else [relative]
+        levels = [relative, *relative.parents]  # a/b, a, .
         dirs.extend((str(PurePosixPath(mount_point) / level), version) for level in levels)
     return dirs
 
