@@ -22,7 +22,7 @@ from .batch.allocation import Allocation, detect_allocation
 from .batch.schedulers import SCHEDULERS, find_scheduler
 from .batch.submit import is_redis_mapping, make_job, submit_job
 from .config import Config, load_config
-from .errors import HpcflowError, PEError, UsageError
+from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .rundir import attach_log, new_run_dir, run_dir_name, write_result
 from .workflows import load_workflow
@@ -55,21 +55,19 @@ def parse_inputs(text: str | None) -> Any:
         raise UsageError(f"--inputs is neither JSON nor a JSON file: {exc}") from None
 
 
-def resolve_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation) -> int:
-    """`--cpus`, by default the allocation's; more than it has is refused unless asked for.
+def check_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation) -> None:
+    """Refuse `--cpus` beyond the allocation unless asked to oversubscribe (left out, run()
+    takes the allocation's CPUs).
 
     Only the command line checks: the Python API runs any number of processes, as the
     tests and benchmarks do on small machines. A Redis or MPI run may span the job's nodes."""
     spans_nodes = is_redis_mapping(mapping) or mapping == "mpi"
     limit = alloc.total_cpus if spans_nodes else alloc.cpus
-    if cpus is None:
-        return limit
-    if cpus > limit and not oversubscribe:
+    if cpus is not None and cpus > limit and not oversubscribe:
         raise UsageError(
             f"--cpus {cpus} is more than the {limit} CPUs of this allocation "
             f"({alloc.scheduler}, from {alloc.source}); add --oversubscribe to run anyway"
         )
-    return cpus
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,7 +101,7 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
     params = parse_params(params)
     feed = parse_inputs(inputs)
     get_mapping(mapping)
-    cpus = resolve_cpus(cpus, mapping, oversubscribe, detect_allocation())
+    check_cpus(cpus, mapping, oversubscribe, detect_allocation())
     created = run_dir is None or not Path(run_dir).exists()
     path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
     path.mkdir(parents=True, exist_ok=True)
@@ -121,14 +119,19 @@ def run_cmd(workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_erro
         if start_method:
             options["start_method"] = start_method
         if not quiet:
-            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus} processes", err=True)
+            click.echo(f"hpcflow: running {wf.name} on {mapping} with {cpus or 'all'} processes", err=True)
         try:
             result = run_workflow(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
-        except PEError as exc:
+        except UsageError:
+            if created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        except HpcflowError as exc:  # the run started and stopped early: keep what it did
             partial = getattr(exc, "result", None)
             if partial is not None:
                 write_result(path, partial)
-            logging.getLogger("hpcflow").error("%s\n%s", exc, exc.tb)
+            logging.getLogger("hpcflow").error("%s\n%s", exc, getattr(exc, "tb", ""))
+            click.echo(f"hpcflow: run directory {path}", err=True)
             raise
         write_result(path, result)
         if not quiet:
@@ -284,5 +287,5 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(f"hpcflow: error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     sys.exit(0)

@@ -37,4 +37,11 @@ class PEError(HpcflowError):
 
 
 class RunAborted(HpcflowError):
-    """The run could not finish: a lost static instance, a signal, a stall."""
+    """The run could not finish: a lost pinned instance, a signal, a stall."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return (RunAborted, (str(self), self.exit_code))

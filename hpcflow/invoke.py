@@ -83,13 +83,22 @@ class Invoker:
         """Run one item through PE `name`; raises PEError under on_error=fail."""
         self.items[name] += 1
         pe = self.pes[name]
-        self._call(name, lambda: self._write_result(pe, pe.process(inputs)), inputs, None)
+        if self.policy.mode != "fail":
+            self._call(name, lambda: self._write_result(pe, pe.process(inputs)), inputs, None)
+            return
+        try:  # the hot path: no closures, outputs straight to the sink
+            result = pe.process(inputs)
+            if result:
+                self._write_result(pe, result)
+        except Exception as exc:
+            raise self._error(name, inputs, None, exc) from None
 
     @staticmethod
     def _write_result(pe: GenericPE, result: dict[str, Any] | None) -> None:
         if result:
+            write = pe.write
             for port, data in result.items():
-                pe.write(port, data)
+                write(port, data)
 
     def _call(self, name: str, fn: Callable[[], Any], inputs: Any, label: str | None) -> None:
         policy = self.policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .plan import SEQUENTIAL
+from .plan import DYNAMIC, HYBRID, SEQUENTIAL, STATIC
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,20 @@ class MappingSpec:
     summary: str
 
 
+_SHM = "hpcflow.engines.coordinator"
+
 MAPPINGS: dict[str, MappingSpec] = {
     m.name: m
     for m in [
-        MappingSpec(
-            "simple", SEQUENTIAL, "hpcflow.engines.simple", "in process", False, "sequential reference semantics"
-        ),
+        MappingSpec("simple", SEQUENTIAL, "hpcflow.engines.simple", "in process", False,
+                    "sequential reference semantics"),
+        MappingSpec("multi", STATIC, _SHM, "shared memory", False, "static: one process per PE instance (baseline)"),
+        MappingSpec("dyn_multi", DYNAMIC, _SHM, "shared memory", False,
+                    "dynamic: a pool of workers runs any stateless PE"),
+        MappingSpec("hybrid_multi", HYBRID, _SHM, "shared memory", False,
+                    "stateful instances pinned, the stateless rest dynamic"),
     ]
-}
+}  # fmt: skip
 
 
 def get_mapping(name: str) -> MappingSpec:

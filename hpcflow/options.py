@@ -21,6 +21,7 @@ class Options:
     collect: bool = True  # gather unconnected outputs into the result
     metrics_out: str | None = None  # path of a metrics JSON file to write
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
+    max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
@@ -37,6 +38,8 @@ class Options:
             raise UsageError(f"unknown start_method {opts.start_method!r}; use one of {', '.join(START_METHODS)}")
         if opts.max_queued < 1:
             raise UsageError(f"max_queued must be at least 1, got {opts.max_queued}")
+        if opts.max_backlog_s <= 0:
+            raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
         return opts
 
     @property

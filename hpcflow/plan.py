@@ -73,8 +73,9 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
     mapping = mapping or kind
     common = dict(kind=kind, processes=processes, order=order, roots=roots, stateful=stateful)
 
-    if kind == SEQUENTIAL:
-        return Plan(**{**common, "processes": 1}, instances={n: 1 for n in order}, pinned=())
+    if kind == SEQUENTIAL:  # the instances of stateful PEs as in the parallel mappings, run in turn
+        instances = {n: (_fixed_instances(graph, n) or 1) if n in stateful and n not in roots else 1 for n in order}
+        return Plan(**{**common, "processes": 1}, instances=instances, pinned=())
 
     if kind == STATIC:
         instances = {n: 1 for n in roots}
@@ -102,22 +103,27 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
         pinned = tuple((n, i) for n in order for i in range(instances[n]))
         return Plan(**common, instances={n: instances[n] for n in order}, pinned=pinned)
 
-    pinned_pes = [n for n in order if n in stateful and n not in roots]
-    if kind == DYNAMIC and pinned_pes:
-        names = ", ".join(pinned_pes)
+    stateful_pinned = [n for n in order if n in stateful and n not in roots]
+    if kind == DYNAMIC and stateful_pinned:
+        names = ", ".join(stateful_pinned)
         hybrid = mapping.replace("dyn_auto_", "hybrid_auto_").replace("dyn_", "hybrid_")
         raise UsageError(
             f"PE {names} is stateful (grouped input, stateful=True or postprocess()), which "
             f"mapping {mapping} cannot run; use {hybrid if hybrid != mapping else 'a hybrid_* mapping'}"
         )
+    # Roots are called in order by one instance, so each gets a process of its own; so
+    # does each instance of a stateful PE (hybrid). The pool runs everything else.
     instances = {n: 1 for n in order}
-    for n in pinned_pes:
+    for n in stateful_pinned:
         instances[n] = _fixed_instances(graph, n) or 1
-    pinned = tuple((n, i) for n in pinned_pes for i in range(instances[n]))
+    pinned = tuple((n, i) for n in order if n in roots or n in stateful_pinned for i in range(instances[n]))
     pool = processes - len(pinned)
     if pool < 1:
+        what = f"{len(roots)} producer(s)"
+        if stateful_pinned:
+            what += f", {len(pinned) - len(roots)} stateful instance(s)"
         raise UsageError(
             f"mapping {mapping} needs at least {len(pinned) + 1} processes for this graph "
-            f"({len(pinned)} stateful instance(s) + 1 worker); got {processes}"
+            f"({what} + 1 worker); got {processes}"
         )
     return Plan(**common, instances=instances, pinned=pinned, pool=pool)

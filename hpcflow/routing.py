@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .graph import WorkflowGraph
-from .grouping import ALL, GLOBAL, GROUP_BY, Grouping, stable_hash
+from .grouping import ALL, GLOBAL, GROUP_BY, SHUFFLE, Grouping, stable_hash
 from .plan import DYNAMIC, HYBRID, Plan
 
 
@@ -39,6 +39,7 @@ class Router:
 
     def __init__(self, graph: WorkflowGraph, plan: Plan):
         self._streams: dict[tuple[str, str], list[_Stream]] = {}
+        self._fixed: dict[tuple[str, str], list[Destination]] = {}  # routes that ignore the item
         pool_runs = plan.kind in (DYNAMIC, HYBRID)
         for e in graph.edges:
             s = _Stream(
@@ -49,12 +50,19 @@ class Router:
                 anywhere=pool_runs and not plan.is_pinned(e.dst),
             )
             self._streams.setdefault((e.src, e.src_port), []).append(s)
+        for key, streams in self._streams.items():
+            if all(s.anywhere or (s.instances == 1 and s.grouping.kind in (SHUFFLE, GLOBAL)) for s in streams):
+                self._fixed[key] = [Destination(s.dst, s.port, None if s.anywhere else 0) for s in streams]
 
     def is_connected(self, pe: str, port: str) -> bool:
         return (pe, port) in self._streams
 
     def route(self, pe: str, port: str, data: Any) -> list[Destination]:
-        """Every destination of `data` written by `pe` on `port` ([] if unconnected)."""
+        """Every destination of `data` written by `pe` on `port` ([] if unconnected).
+        The list returned may be shared: do not modify it."""
+        fixed = self._fixed.get((pe, port))
+        if fixed is not None:
+            return fixed
         out: list[Destination] = []
         for s in self._streams.get((pe, port), ()):
             if s.anywhere:

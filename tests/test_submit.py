@@ -3,6 +3,7 @@
 Submission is checked with stand-in `sbatch`/`qsub` commands on PATH that record what
 they were given; the real local SLURM is in test_slurm_integration.py."""
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.batch.allocation import detect_allocation
-from hpcflow.cli import resolve_cpus
+from hpcflow.cli import check_cpus
 from hpcflow.errors import UsageError
 
 CONFIG = "workflow: pipeline\nmapping: simple\ncpus: 4\nparams: {items: 20}\nbatch: {walltime: '00:05:00'}\n"
@@ -223,22 +224,22 @@ def test_oversubscribe_from_the_environment(cli):
     assert done.returncode == 0, done.stderr
 
 
-def test_run_cpus_default_to_the_allocation(cli):
-    done = cli("run", "pipeline", "-p", "items=5", "--mapping", "simple", env=SLURM_4)
+def test_run_cpus_default_to_the_allocation(cli, tmp_path):
+    done = cli("run", "pipeline", "-p", "items=5", "--mapping", "simple", "--quiet", env=SLURM_4)
     assert done.returncode == 0, done.stderr
-    assert "with 4 processes" in done.stderr
+    metrics = json.loads((tmp_path / done.stdout.strip().splitlines()[-1] / "metrics.json").read_text())
+    assert metrics["allocation"]["cpus"] == 4 and metrics["allocation"]["scheduler"] == "slurm"
 
 
-def test_a_redis_run_may_use_every_node_of_the_job():
+def test_a_redis_or_mpi_run_may_use_every_node_of_the_job():
     alloc = detect_allocation({"SLURM_JOB_ID": "9", "SLURM_CPUS_ON_NODE": "4", "SLURM_JOB_CPUS_PER_NODE": "4(x2)"})
-    assert resolve_cpus(None, "dyn_redis", False, alloc) == 8
-    assert resolve_cpus(8, "dyn_redis", False, alloc) == 8
-    assert resolve_cpus(None, "dyn_multi", False, alloc) == 4
+    check_cpus(8, "dyn_redis", False, alloc)
+    check_cpus(8, "mpi", False, alloc)
+    check_cpus(None, "dyn_multi", False, alloc)
     with pytest.raises(UsageError, match="more than the 8 CPUs"):
-        resolve_cpus(9, "dyn_auto_redis", False, alloc)
+        check_cpus(9, "dyn_auto_redis", False, alloc)
     with pytest.raises(UsageError, match="more than the 4 CPUs"):
-        resolve_cpus(8, "dyn_multi", False, alloc)
-    assert resolve_cpus(8, "mpi", False, alloc) == 8
+        check_cpus(8, "dyn_multi", False, alloc)
 
 
 def test_the_python_api_does_not_enforce_the_allocation(monkeypatch):

@@ -1,15 +1,17 @@
 """The `simple` mapping: sequential reference semantics, in the calling process.
 
-Preprocess every PE; feed each root its inputs, draining everything downstream after
-each call; then postprocess every PE in topological order, draining its output before
-the next PE's postprocess. Every other mapping must produce the same outputs.
+Preprocess every PE instance; feed each root its inputs, draining everything downstream
+after each call; then postprocess every instance in topological order, draining its
+output before the next PE's postprocess. Stateful PEs get the same instances (and the
+same group-by routing) as in the parallel mappings, so every mapping must produce the
+same outputs as this one.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from ..errors import PEError
@@ -23,47 +25,63 @@ from ..routing import Router
 def execute(job: Job) -> Outcome:
     t0 = time.perf_counter()
     cpu0 = cpu_seconds()
-    graph = copy.deepcopy(job.graph)  # one copy a run, so the caller's PEs keep no state
-    router = Router(graph, job.plan)
+    plan = job.plan
+    graph = job.graph
+    router = Router(graph, plan)
     outputs: dict[str, dict[str, list]] = {}
-    queue: deque[tuple[str, str, Any]] = deque()
+    queue: deque[tuple[str, str, int, Any]] = deque()
 
     def sink(pe: str, port: str, data: Any) -> None:
-        if not router.is_connected(pe, port):
-            if job.options.collect:
-                add_output(outputs, pe, port, data)
-            return
-        for dest in router.route(pe, port, data):
-            queue.append((dest.pe, dest.port, data))
+        dests = router.route(pe, port, data)
+        if not dests and job.options.collect:
+            add_output(outputs, pe, port, data)
+        for d in dests:
+            queue.append((d.pe, d.port, d.instance or 0, data))
 
-    invoker = Invoker(graph.pes, sink, job.options.error_policy)
+    # one copy of each PE instance a run (not a task), so the caller's PEs keep no state
+    invokers = []
+    for i in range(max(plan.instances.values())):
+        pes = []
+        for name in plan.order:
+            if plan.instances[name] > i:
+                pe = copy.deepcopy(graph.get(name))
+                pe.instance = i
+                pes.append(pe)
+        invokers.append(Invoker(pes, sink, job.options.error_policy))
 
     def drain() -> None:
         while queue:
-            pe, port, data = queue.popleft()
-            invoker.process(pe, {port: data})
+            pe, port, instance, data = queue.popleft()
+            invokers[instance].process(pe, {port: data})
 
     failure = None
     try:
-        for name in job.plan.order:
-            invoker.preprocess(name)
-        for name in job.plan.roots:
+        for name in plan.order:
+            for i in range(plan.instances[name]):
+                invokers[i].preprocess(name)
+        for name in plan.roots:
             for inputs in iter_feed(job.feeds[name]):
-                invoker.process(name, inputs)
+                invokers[0].process(name, inputs)
                 drain()
-        for name in job.plan.order:
-            invoker.postprocess(name)
-            drain()
+        for name in plan.order:
+            for i in range(plan.instances[name]):
+                invokers[i].postprocess(name)
+                drain()
     except PEError as exc:
         failure = exc
     runtime = time.perf_counter() - t0
+    items: Counter[str] = Counter()
+    errors: list[dict[str, Any]] = []
+    for inv in invokers:
+        items.update(inv.items)
+        errors.extend(inv.errors)
     return Outcome(
         outputs=outputs,
-        items=dict(invoker.items),
+        items=dict(items),
         runtime_s=runtime,
         process_time_s=runtime,
         cpu_time_s=cpu_seconds() - cpu0,
         timeline=[[0.0, 1, 0], [round(runtime, 6), 1, 0]],
-        errors=invoker.errors,
+        errors=errors,
         failure=failure,
     )

@@ -1,0 +1,136 @@
+"""The worker loop: receive chunks, run them through the PEs, send back one report.
+
+A pool worker holds one copy of every PE the pool runs, created once (preprocess() once
+per worker, no per-task copies); a pinned worker holds one PE instance. The loop is the
+same for both: the coordinator decides what each worker gets.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import time
+import traceback
+from collections import defaultdict
+from typing import Any
+
+from ..errors import PEError, RunAborted
+from ..graph import WorkflowGraph
+from ..invoke import Invoker
+from ..options import Options
+from ..plan import Plan
+from ..routing import Router
+from .protocol import BYE, DONE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_limit, dumps, loads
+
+
+class OutputBuffer:
+    """Routes what the PEs write and packs it into chunks per destination."""
+
+    def __init__(self, router: Router, service_s: Any, pe_index: dict[str, int], collect: bool):
+        self.router = router
+        self.service_s = service_s  # shared array, written by the coordinator
+        self.pe_index = pe_index
+        self.collect = collect
+        self.buckets: dict[tuple[str, int | None], list] = defaultdict(list)
+        self.sinks: dict[tuple[str, str], list] = defaultdict(list)
+
+    def sink(self, pe: str, port: str, data: Any) -> None:
+        dests = self.router.route(pe, port, data)
+        if not dests:
+            if self.collect:
+                self.sinks[(pe, port)].append(data)
+            return
+        for d in dests:
+            self.buckets[(d.pe, d.instance)].append((d.port, data))
+
+    def take(self) -> tuple[list[Chunk], list[tuple[str, str, bytes]]]:
+        chunks = []
+        for (pe, inst), items in self.buckets.items():
+            size = chunk_limit(self.service_s[self.pe_index[pe]])
+            for i in range(0, len(items), size):
+                part = items[i : i + size]
+                chunks.append(Chunk(pe, inst, len(part), dumps(part)))
+        sinks = [(pe, port, dumps(items)) for (pe, port), items in self.sinks.items()]
+        self.buckets.clear()
+        self.sinks.clear()
+        return chunks, sinks
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL if the coordinator dies, so no worker is ever orphaned."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_main(
+    conn,
+    graph: WorkflowGraph,
+    plan: Plan,
+    options: Options,
+    hosts: list[tuple[str, int]],
+    service_s: Any,
+    close_fds: list,
+) -> None:
+    """Entry point of a worker process; `hosts` are the (pe, instance) it runs."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles signals and drains
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for c in close_fds:
+        c.close()
+    send = conn.send_bytes
+    pe_index = {n: i for i, n in enumerate(plan.order)}
+    out = OutputBuffer(Router(graph, plan), service_s, pe_index, options.collect)
+    pes = []
+    for name, instance in hosts:
+        pe = graph.get(name)
+        pe.instance = instance
+        pes.append(pe)
+    invoker = Invoker(pes, out.sink, options.error_policy)
+    roots = set(plan.roots)
+    try:
+        for name, _ in hosts:
+            invoker.preprocess(name)
+        send(dumps((READY, time.process_time())))
+        while True:
+            msg = loads(conn.recv_bytes())
+            kind = msg[0]
+            if kind == WORK:
+                stats = [_run_chunk(invoker, c, c.pe in roots) for c in msg[1]]
+            elif kind == FINALIZE:
+                t0 = time.perf_counter()
+                invoker.postprocess(msg[1])
+                stats = [(msg[1], 0, time.perf_counter() - t0)]
+            elif kind == STOP:
+                send(dumps((BYE, time.process_time())))
+                return
+            else:
+                raise ValueError(f"unknown message {kind!r}")
+            chunks, sinks = out.take()
+            errors, invoker.errors = invoker.errors, []
+            send(dumps((DONE, Report(chunks, sinks, stats, errors, time.process_time()))))
+    except PEError as exc:
+        send(dumps((FAILED, exc, time.process_time())))
+    except (EOFError, BrokenPipeError):
+        pass  # the coordinator is gone
+    except Exception as exc:  # a fault of hpcflow itself: report it instead of dying silently
+        where = ", ".join(f"{pe}[{i}]" for pe, i in hosts[:3])
+        err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        send(dumps((FAILED, err, time.process_time())))
+    finally:
+        conn.close()
+
+
+def _run_chunk(invoker: Invoker, chunk: Chunk, root: bool) -> tuple[str, int, float]:
+    t0 = time.perf_counter()
+    name = chunk.pe
+    if root:
+        feed = [{}] * chunk.count if chunk.blob is None else loads(chunk.blob)
+        for inputs in feed:
+            invoker.process(name, dict(inputs))
+    else:
+        process = invoker.process
+        for port, data in loads(chunk.blob):
+            process(name, {port: data})
+    return (name, chunk.count, time.perf_counter() - t0)

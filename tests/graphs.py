@@ -1,0 +1,271 @@
+"""Workflow shapes shared by the mapping tests: each builder returns (graph, inputs).
+
+Every mapping must give the same outputs as `simple` on each of them (as multisets).
+PEs live in this importable module so that spawned workers can unpickle them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from hpcflow import ConsumerPE, GenericPE, IterativePE, ProducerPE, WorkflowGraph
+
+
+class Count(ProducerPE):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _process(self, inputs):
+        self.n += 1
+        return self.n
+
+
+class Add(IterativePE):
+    def __init__(self, k=1, sleep=0.0):
+        super().__init__()
+        self.k = k
+        self.sleep = sleep
+
+    def _process(self, x):
+        if self.sleep:
+            time.sleep(self.sleep)
+        return x + self.k
+
+
+class EvensOnly(IterativePE):
+    """A filter: returns None for odd items."""
+
+    def _process(self, x):
+        return x if x % 2 == 0 else None
+
+
+class Split(GenericPE):
+    """Two output ports and several writes per input."""
+
+    def __init__(self):
+        super().__init__()
+        self._add_input("input")
+        self._add_output("small")
+        self._add_output("big")
+
+    def process(self, inputs):
+        x = inputs["input"]
+        for i in range(x % 3):
+            self.write("small" if x < 50 else "big", (x, i))
+
+
+class Merge(GenericPE):
+    """Two input ports (fan-in)."""
+
+    def __init__(self):
+        super().__init__()
+        self._add_input("a")
+        self._add_input("b")
+        self._add_output("output")
+
+    def process(self, inputs):
+        ((port, x),) = inputs.items()
+        return {"output": (port, x)}
+
+
+class Tag(IterativePE):
+    def _process(self, x):
+        return ("tag", x)
+
+
+class KeyBy(IterativePE):
+    def _process(self, x):
+        return (f"k{x % 7}", x)
+
+
+class CountPerKey(GenericPE):
+    numprocesses = 3
+
+    def __init__(self):
+        super().__init__()
+        self._add_input("input", grouping=[0])
+        self._add_output("output")
+        self.counts = {}
+
+    def process(self, inputs):
+        key, _ = inputs["input"]
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def postprocess(self):
+        for key in sorted(self.counts):
+            self.write("output", (key, self.counts[key]))
+
+
+class GlobalSum(GenericPE):
+    def __init__(self):
+        super().__init__()
+        self._add_input("input", grouping="global")
+        self._add_output("output")
+        self.total = 0
+        self.n = 0
+
+    def process(self, inputs):
+        item = inputs["input"]
+        self.total += item[1] if isinstance(item, tuple) else item
+        self.n += 1
+
+    def postprocess(self):
+        self.write("output", {"total": self.total, "n": self.n})
+
+
+class Broadcast(GenericPE):
+    """Every instance sees every item ("all") and reports how many it saw."""
+
+    numprocesses = 2
+
+    def __init__(self):
+        super().__init__()
+        self._add_input("input", grouping="all")
+        self._add_output("output")
+        self.seen = 0
+
+    def process(self, inputs):
+        self.seen += 1
+
+    def postprocess(self):
+        self.write("output", ("saw", self.seen))
+
+
+class Sink(ConsumerPE):
+    """A consumer with no outputs: its effect is only the item count."""
+
+    def _process(self, data):
+        pass
+
+
+def chain(*pes):
+    graph = WorkflowGraph()
+    for a, b in zip(pes, pes[1:], strict=False):
+        graph.connect(a, "output", b, "input")
+    return graph
+
+
+def linear(n=60):
+    src = Count()
+    return chain(src, Add(1), Add(10), Add(100)), {src: n}
+
+
+def fan_out(n=60):
+    src, a, b, c = Count(), Add(1), Add(2), Add(3)
+    g = WorkflowGraph()
+    for pe in (a, b, c):
+        g.connect(src, "output", pe, "input")
+    return g, {src: n}
+
+
+def fan_in(n=60):
+    s1, s2, m = Count(), Count(), Merge()
+    g = WorkflowGraph()
+    g.connect(s1, "output", m, "a")
+    g.connect(s2, "output", m, "b")
+    return g, {s1: n, s2: n // 2}
+
+
+def diamond(n=60):
+    src, left, right, m, last = Count(), Add(1), Add(2), Merge(), Sink()
+    g = WorkflowGraph()
+    g.connect(src, "output", left, "input")
+    g.connect(src, "output", right, "input")
+    g.connect(left, "output", m, "a")
+    g.connect(right, "output", m, "b")
+    g.connect(m, "output", last, "input")
+    return g, {src: n}
+
+
+def multiple_ports(n=80):
+    src, split, tag = Count(), Split(), Tag()
+    g = WorkflowGraph()
+    g.connect(src, "output", split, "input")
+    g.connect(split, "small", tag, "input")  # "big" stays unconnected: collected as output
+    return g, {src: n}
+
+
+def filters(n=80):
+    src = Count()
+    return chain(src, EvensOnly(), Add(1)), {src: n}
+
+
+def group_by(n=100):
+    src = Count()
+    return chain(src, KeyBy(), CountPerKey()), {src: n}
+
+
+def global_sum(n=100):
+    src = Count()
+    return chain(src, Add(5), GlobalSum()), {src: n}
+
+
+def broadcast(n=50):
+    src = Count()
+    return chain(src, Broadcast()), {src: n}
+
+
+def word_count_pipeline(n=100):
+    src = Count()
+    return chain(src, KeyBy(), CountPerKey(), GlobalSum()), {src: n}
+
+
+STATELESS = {
+    "linear": linear,
+    "fan_out": fan_out,
+    "fan_in": fan_in,
+    "diamond": diamond,
+    "multiple_ports": multiple_ports,
+    "filters": filters,
+}
+STATEFUL = {
+    "group_by": group_by,
+    "global_sum": global_sum,
+    "broadcast": broadcast,
+    "group_then_global": word_count_pipeline,
+}
+ALL_SHAPES = {**STATELESS, **STATEFUL}
+
+
+def canonical(outputs):
+    """Outputs as comparable multisets: {pe: {port: sorted JSON of each item}}."""
+    return {
+        pe: {port: sorted(json.dumps(x, sort_keys=True, default=repr) for x in items) for port, items in ports.items()}
+        for pe, ports in outputs.items()
+    }
+
+
+class KillOnce(IterativePE):
+    """SIGKILLs its own worker process on item `at`, once per run (a marker file)."""
+
+    def __init__(self, marker, at=20, sleep=0.0):
+        super().__init__()
+        self.marker = str(marker)
+        self.at = at
+        self.sleep = sleep
+
+    def _process(self, x):
+        if self.sleep:
+            time.sleep(self.sleep)
+        if x == self.at:
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return x * 2
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os.kill(os.getpid(), 9)
+        return x * 2
+
+
+class FailOn(IterativePE):
+    def __init__(self, at=13):
+        super().__init__()
+        self.at = at
+
+    def _process(self, x):
+        if x == self.at:
+            raise ValueError(f"bad item {x}")
+        return x
