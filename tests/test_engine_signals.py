@@ -13,7 +13,6 @@ import time
 
 import psutil
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.timeout(120)

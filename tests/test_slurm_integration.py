@@ -75,22 +75,48 @@ def test_submit_pipeline_on_simple_completes_with_metrics_and_outputs(slurm, cli
     assert (run / "job.out").read_text().strip().splitlines()[-1] == str(run)
 
 
+def batch_step_pids(job_id: str, at_least: int = 1) -> list[str]:
+    """The processes of the job's batch step, once there are `at_least` of them."""
+    deadline, pids = time.monotonic() + 60, []
+    while len(pids) < at_least and time.monotonic() < deadline:
+        listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=60)
+        pids = [line.split()[0] for line in listed.stdout.splitlines()[1:] if " batch " in f" {line} "]
+        time.sleep(0.5)
+    return pids
+
+
 def test_the_launcher_is_the_batch_shell_so_the_signal_reaches_it(slurm, cli, tmp_path):
     """The script execs hpcflow: the batch step's only process is `hpcflow run`."""
     args = ("-p", "items=400", "-p", "stages=1", "-p", "latency=0.1")
     job_id, _ = submitted(cli("submit", "pipeline", "--cpus", "1", "--mapping", "simple", *args))
     try:
         assert wait_for_state(job_id, {"RUNNING"}) == "RUNNING"
-        deadline, pids = time.monotonic() + 60, []
-        while not pids and time.monotonic() < deadline:
-            listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=60)
-            pids = [line.split()[0] for line in listed.stdout.splitlines()[1:] if " batch " in f" {line} "]
-            time.sleep(0.5)
-        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in pids]
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in batch_step_pids(job_id)]
         assert commands, "no process in the batch step"
         assert all(cmd[:4] == [sys.executable.encode(), b"-m", b"hpcflow", b"run"] for cmd in commands), commands
     finally:
         subprocess.run(["scancel", job_id], timeout=60)
+
+
+def test_the_walltime_warning_signal_drains_the_run_and_keeps_its_results(slurm, cli, tmp_path):
+    """`scancel --batch --signal=TERM` sends what `--signal=B:TERM@60` sends before the walltime."""
+    needs_workflow_and_mapping("pipeline", "dyn_multi")
+    args = ("-p", "items=100000", "-p", "latency=0.01")
+    job_id, run_dir = submitted(cli("submit", "pipeline", "--cpus", "4", "--mapping", "dyn_multi", *args))
+    run = tmp_path / run_dir
+    try:
+        assert wait_for_state(job_id, {"RUNNING"}) == "RUNNING"
+        assert len(batch_step_pids(job_id, at_least=5)) >= 5, "the launcher and its 4 workers did not start"
+        time.sleep(1)  # let items flow
+        subprocess.run(["scancel", "--batch", "--signal=TERM", job_id], check=True, timeout=60)
+        assert wait_for_state(job_id, FINISHED) == "FAILED"
+    finally:
+        subprocess.run(["scancel", job_id], timeout=60)
+    log = (run / "job.out").read_text()
+    assert "stopped by SIGTERM" in log, log
+    assert job_field(job_id, "ExitCode") == f"{128 + 15}:0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and 0 < metrics["items"]["Source"] < 100_000
 
 
 @pytest.mark.parametrize("script", ["galaxy_64.sh", "seismic_32.sh", "sentiment_16.sh"])
