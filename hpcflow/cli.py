@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 import traceback
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,14 @@ import yaml
 from . import __version__
 from .api import execute as execute_run
 from .api import prepare as prepare_run
-from .batch.allocation import detect_allocation
+from .batch.allocation import Allocation, detect_allocation
+from .batch.schedulers import SCHEDULERS, find_scheduler
+from .batch.submit import is_redis_mapping, make_job, submit_job
+from .config import Config, load_config
 from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
-from .rundir import attach_log, new_run_dir, write_result
+from .rundir import attach_log, new_run_dir, run_dir_name, write_result
 from .workflows import load_workflow
 
 
@@ -58,6 +62,21 @@ def parse_inputs(text: str | None) -> Any:
         raise UsageError(f"--inputs file is not JSON: {exc}") from None
 
 
+def check_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation) -> None:
+    """Refuse `--cpus` beyond the allocation unless asked to oversubscribe (left out, run()
+    takes the allocation's CPUs).
+
+    Only the command line checks: the Python API runs any number of processes, as the
+    tests and benchmarks do on small machines. A Redis or MPI run may span the job's nodes."""
+    spans_nodes = is_redis_mapping(mapping) or mapping == "mpi"
+    limit = alloc.total_cpus if spans_nodes else alloc.cpus
+    if cpus is not None and cpus > limit and not oversubscribe:
+        raise UsageError(
+            f"--cpus {cpus} is more than the {limit} CPUs of this allocation "
+            f"({alloc.scheduler}, from {alloc.source}); add --oversubscribe to run anyway"
+        )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpcflow")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -77,9 +96,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
+@click.option(
+    "--oversubscribe",
+    is_flag=True,
+    envvar="HPCFLOW_OVERSUBSCRIBE",
+    help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
-def run_cmd(ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, quiet):
+def run_cmd(
+    ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, oversubscribe, quiet
+):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
     With --mapping mpi, run it under `mpiexec -n N` or `srun -n N`; started otherwise, it
@@ -87,6 +114,7 @@ def run_cmd(ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on
     params = parse_params(params)
     feed = parse_inputs(inputs)
     get_mapping(mapping)
+    check_cpus(cpus, mapping, oversubscribe, detect_allocation())
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
         relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
@@ -156,6 +184,88 @@ def _make_run_dir(run_dir: str | None, workflow: str, mapping: str) -> tuple[boo
     return created, path
 
 
+@cli.command("submit")
+@click.argument("workflow", required=False)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter.")
+@click.option("-m", "--mapping", default=None, help="Mapping [default: the config's].")
+@click.option("-n", "--cpus", type=int, default=None, help="CPUs over all nodes [default: the config's].")
+@click.option("--nodes", type=int, default=1, show_default=True, help="Nodes; more than one needs a *_redis mapping.")
+@click.option("--walltime", default=None, metavar="HH:MM:SS", help="Time limit of the job.")
+@click.option("--partition", default=None, help="SLURM partition or PBS queue.")
+@click.option("--account", default=None, help="Account (project) to charge.")
+@click.option("--mem", default=None, help="Memory per node: 8G, 8000M, 8gb.")
+@click.option("--scheduler", type=click.Choice(sorted(SCHEDULERS)), help="[default: sbatch or qsub on PATH]")
+@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where the script and results go.")
+@click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML configuration file.")
+@click.option("--dry-run", is_flag=True, help="Print the job script; create and submit nothing.")
+def submit_cmd(
+    workflow,
+    params,
+    mapping,
+    cpus,
+    nodes,
+    walltime,
+    partition,
+    account,
+    mem,
+    scheduler,
+    redis_url,
+    run_dir,
+    oversubscribe,
+    config_file,
+    dry_run,
+):
+    """Submit WORKFLOW as a batch job (SLURM or PBS); print the job id and the run directory.
+
+    Without WORKFLOW, the workflow and its settings come from --config FILE, else from
+    configs/default.yaml; options given here win over the file's."""
+    config = load_config(config_file) if config_file or workflow is None else Config()
+    workflow = workflow or config.workflow
+    if workflow is None:
+        where = config.path or "configs/default.yaml (there is none here)"
+        raise UsageError(f"no WORKFLOW given and no workflow: in {where}")
+    mapping = mapping or config.mapping
+    cpus = cpus if cpus is not None else config.cpus
+    if mapping is None or cpus is None:
+        raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
+    get_mapping(mapping)
+    merged_params = {**config.params, **parse_params(params)}
+    load_workflow(workflow, merged_params)  # an unknown workflow or parameter fails here, not in the queue
+    chosen = find_scheduler(scheduler)
+    flags = dict(walltime=walltime, partition=partition, account=account, mem=mem)
+    batch = replace(config.batch, **{k: v for k, v in flags.items() if v is not None})
+
+    settings = dict(
+        workflow=workflow,
+        mapping=mapping,
+        cpus=cpus,
+        nodes=nodes,
+        params=merged_params,
+        batch=batch,
+        redis_url=redis_url or config.redis_url,
+        oversubscribe=oversubscribe,
+    )
+    planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
+    job = make_job(run_dir=planned.absolute(), **settings)  # checks everything before anything is created
+    if dry_run:
+        click.echo(chosen.render(job), nl=False)
+        return
+    created = run_dir is None or not planned.exists()
+    path = new_run_dir(workflow, mapping) if run_dir is None else planned
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        job_id = submit_job(make_job(run_dir=path.absolute(), **settings), chosen)
+    except UsageError:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
+    click.echo(job_id)
+    click.echo(str(path))
+
+
 @cli.command("mappings")
 def mappings_cmd() -> None:
     """List the mappings."""
@@ -184,8 +294,11 @@ def info_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    width = max(map(len, info))
     for key, value in info.items():
-        click.echo(f"{key:<22} {value if value not in (None, False) else 'no'}")
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        click.echo(f"{key:<{width}} {value if value not in (None, False, '') else 'no'}")
 
 
 def _one_line(text: str) -> str:

@@ -13,11 +13,20 @@ from .metrics import to_jsonable
 from .result import RunResult
 
 
-def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+def safe_name(workflow: str) -> str:
+    """A workflow's name as it may appear in a file or job name."""
     name = Path(workflow).name.removesuffix(".py")  # not .stem: a module path is a.b.c
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    base = Path(root) / f"{stamp}-{safe}-{mapping}"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run_dir_name(workflow: str, mapping: str) -> str:
+    """`<UTC timestamp>-<workflow>-<mapping>`; `submit --dry-run` shows it without creating it."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{stamp}-{safe_name(workflow)}-{mapping}"
+
+
+def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
+    base = Path(root) / run_dir_name(workflow, mapping)
     path, n = base, 1
     while True:
         try:

@@ -41,6 +41,7 @@ def test_signal_drains_writes_results_and_exits_nonzero(tmp_path, mapping, sig):
         mapping,
         "--cpus",
         "10",
+        "--oversubscribe",  # 10 processes on a small machine
         "--run-dir",
         str(run_dir),
     ]

@@ -1,0 +1,83 @@
+"""From what the user asked `hpcflow submit` for to a JobSpec, and from a JobSpec to a
+submitted job: the script goes into the run directory, next to the results it produces.
+
+The job runs `hpcflow run` with the interpreter that submitted it (`sys.executable -m
+hpcflow`), so a virtualenv on the login node is the one the job uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import BatchConfig
+from ..errors import UsageError
+from ..rundir import safe_name
+from .jobspec import JobSpec
+from .schedulers import Scheduler
+
+
+def is_redis_mapping(mapping: str) -> bool:
+    """The Redis mappings are the ones whose workers may live on other nodes."""
+    return mapping.endswith("_redis")
+
+
+def make_job(
+    *,
+    workflow: str,
+    mapping: str,
+    cpus: int,
+    run_dir: Path,
+    nodes: int = 1,
+    params: dict[str, Any] | None = None,
+    batch: BatchConfig | None = None,
+    redis_url: str | None = None,
+    oversubscribe: bool = False,
+    workdir: Path | None = None,
+    python: str = sys.executable,
+) -> JobSpec:
+    """The job that runs `workflow` on `mapping` with `cpus` CPUs over `nodes` nodes."""
+    if nodes > 1 and not is_redis_mapping(mapping):
+        raise UsageError(f"--nodes {nodes} needs a *_redis mapping (such as dyn_redis): {mapping} runs on one node")
+    if nodes > 1 and not redis_url:
+        raise UsageError(f"--nodes {nodes} needs --redis-url (or redis_url: in the config), reachable from every node")
+    hpcflow = (python, "-m", "hpcflow")
+    launcher = [*hpcflow, "run", workflow, "--mapping", mapping, "--cpus", str(cpus), "--run-dir", str(run_dir)]
+    for key, value in (params or {}).items():
+        launcher += ["-p", f"{key}={yaml_scalar(value)}"]
+    if redis_url:
+        launcher += ["--redis-url", redis_url]
+    if oversubscribe:
+        launcher.append("--oversubscribe")
+    batch = batch or BatchConfig()
+    workers = (*hpcflow, "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
+    return JobSpec(
+        name=f"hpcflow-{safe_name(workflow)}",
+        workdir=(workdir or Path.cwd()).absolute(),
+        run_dir=run_dir,
+        run_command=tuple(launcher),
+        cpus=cpus,
+        nodes=nodes,
+        worker_command=workers,
+        walltime=batch.walltime,
+        partition=batch.partition,
+        account=batch.account,
+        mem=batch.mem,
+        modules=batch.modules,
+    )
+
+
+def yaml_scalar(value: Any) -> str:
+    """`value` as `-p key=value` text that `hpcflow run` reads back as the same value."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=sys.maxsize)
+    return text.removesuffix("\n...\n").strip()
+
+
+def submit_job(job: JobSpec, scheduler: Scheduler) -> str:
+    """Write the job script into the (existing) run directory and submit it: the job id."""
+    script = job.run_dir / scheduler.script_name
+    script.write_text(scheduler.render(job))
+    return scheduler.submit(script, job.workdir)

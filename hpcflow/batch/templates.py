@@ -1,0 +1,84 @@
+"""Job-script templates: a JobSpec as a SLURM or a PBS Pro script.
+
+Both scripts end by `exec`-ing the launcher, so hpcflow *is* the batch shell and the
+scheduler's SIGTERM before the walltime reaches it directly (the engine drains on it).
+SLURM is asked for that signal `WARNING_S` seconds early; PBS has no such request.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .jobspec import JobSpec
+
+WARNING_S = 60  # SIGTERM this long before the walltime: time to drain and write metrics
+
+
+def render_slurm(job: JobSpec) -> str:
+    memory = job.memory()
+    mem = f"{memory[0]}{memory[1]}" if memory else None
+    directives = [
+        f"--job-name={job.name}",
+        f"--nodes={job.nodes}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={job.cpus_per_node}",
+        *_given("--time={}", job.walltime),
+        *_given("--partition={}", job.partition),
+        *_given("--account={}", job.account),
+        *_given("--mem={}", mem),
+        f"--output={job.run_dir / 'job.out'}",
+        f"--signal=B:TERM@{WARNING_S}",
+    ]
+    note = f"# --signal: SLURM sends SIGTERM to the batch shell {WARNING_S} s before the walltime."
+    workers = []
+    if job.nodes > 1:
+        further = job.nodes - 1
+        srun = ["srun", "--relative=1", f"--nodes={further}", f"--ntasks={further}", "--ntasks-per-node=1"]
+        srun.append(f"--cpus-per-task={job.cpus_per_node}")
+        workers = [shlex.join([*srun, *job.worker_command]) + " &"]
+    return _script("#SBATCH", directives, note, workers, job)
+
+
+def render_pbs(job: JobSpec) -> str:
+    memory = job.memory()
+    chunk = f"select={job.nodes}:ncpus={job.cpus_per_node}:mpiprocs=1"
+    if memory:
+        chunk += f":mem={memory[0]}{memory[1].lower()}b"
+    directives = [
+        f"-N {job.name}",
+        f"-l {chunk}",
+        *_given("-l walltime={}", job.walltime),
+        *_given("-q {}", job.partition),
+        *_given("-A {}", job.account),
+        "-j oe",
+        f"-o {job.run_dir / 'job.out'}",
+        "-V",
+    ]
+    note = (
+        "# PBS has no early-warning signal: at the walltime it sends SIGTERM, then SIGKILL\n"
+        "# after the server's kill_delay (10 s by default); -V passes this shell's environment."
+    )
+    workers = []
+    if job.nodes > 1:
+        in_workdir = f"cd {shlex.quote(str(job.workdir))} && exec {shlex.join(job.worker_command)}"
+        remote = shlex.join(["/bin/bash", "-c", in_workdir])
+        workers = [f'for i in $(seq 1 {job.nodes - 1}); do pbsdsh -n "$i" -- {remote} & done']
+    return _script("#PBS", directives, note, workers, job)
+
+
+def _given(form: str, value: str | None) -> list[str]:
+    """The directive for an optional setting, or none: the scheduler's default applies."""
+    return [] if value is None else [form.format(value)]
+
+
+def _script(prefix: str, directives: list[str], note: str, workers: list[str], job: JobSpec) -> str:
+    lines = ["#!/bin/bash", *(f"{prefix} {d}" for d in directives), note, ""]
+    lines += ["set -e", f"cd {shlex.quote(str(job.workdir))}"]
+    lines += [f"module load {shlex.quote(m)}" for m in job.modules]
+    if workers:
+        lines += ["# One Redis worker on each further node; they join the run named after the run directory.", *workers]
+    lines += [
+        "# exec: hpcflow replaces this shell, so the scheduler's SIGTERM reaches the launcher itself.",
+        f"exec {shlex.join(job.run_command)}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,20 @@
+#!/bin/bash
+# Galaxy workflow on one 64-CPU node: dynamic scheduling with auto-scaling.
+#   sbatch jobscripts/galaxy_64.sh   (from the repository root; the job runs there)
+# Results go to runs/<UTC time>-galaxy-dyn_auto_multi/ (metrics.json, outputs.jsonl, run.log);
+# the last line of slurm-<job id>.out names that directory.
+#SBATCH --job-name=galaxy-64
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=64
+#SBATCH --time=00:10:00
+#SBATCH --signal=B:TERM@60
+# --signal: SIGTERM 60 s before the walltime, so hpcflow drains and still writes its metrics.
+
+# sbatch passes the submitting shell's environment on, so an activated virtualenv is
+# used as is; otherwise load or activate it here, e.g. `source .venv/bin/activate`.
+set -e
+
+# exec: hpcflow replaces this shell, so the signal above reaches it.
+# --cpus defaults to the CPUs SLURM gave the job (64); add -p key=value to change the workload.
+exec hpcflow run galaxy --mapping dyn_auto_multi
