@@ -29,8 +29,12 @@ MAPPINGS: dict[str, MappingSpec] = {
         MappingSpec("mpi", STATIC, "hpcflow.engines.mpi", "MPI", False, "static: one rank per PE instance (baseline)"),
         MappingSpec("dyn_multi", DYNAMIC, _SHM, "shared memory", False,
                     "dynamic: a pool of workers runs any stateless PE"),
+        MappingSpec("dyn_auto_multi", DYNAMIC, _SHM, "shared memory", True,
+                    "dynamic + auto-scaling: workers parked and woken as the load changes"),
         MappingSpec("hybrid_multi", HYBRID, _SHM, "shared memory", False,
                     "stateful instances pinned, the stateless rest dynamic"),
+        MappingSpec("hybrid_auto_multi", HYBRID, _SHM, "shared memory", True,
+                    "hybrid + auto-scaling of the stateless pool"),
     ]
 }  # fmt: skip
 

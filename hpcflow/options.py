@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .autoscale import parse_spec
 from .errors import UsageError
 from .invoke import ErrorPolicy
 
@@ -38,6 +39,8 @@ class Options:
             raise UsageError(f"unknown start_method {opts.start_method!r}; use one of {', '.join(START_METHODS)}")
         if opts.max_queued < 1:
             raise UsageError(f"max_queued must be at least 1, got {opts.max_queued}")
+        if opts.autoscale is not None:
+            parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
         return opts

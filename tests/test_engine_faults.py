@@ -17,7 +17,7 @@ def kill_graph(marker, n=60, sleep=0.002):
     return chain(src, Add(1), KillOnce(marker, at=20, sleep=sleep), Add(100)), {src: n}
 
 
-@pytest.mark.parametrize("mapping", ["dyn_multi", "hybrid_multi"])
+@pytest.mark.parametrize("mapping", ["dyn_multi", "dyn_auto_multi", "hybrid_multi", "hybrid_auto_multi"])
 def test_pool_worker_sigkill_loses_and_duplicates_nothing(tmp_path, mapping):
     marker = tmp_path / "killed"
     graph, inputs = kill_graph(marker)
@@ -36,7 +36,7 @@ def test_static_instance_loss_ends_run_with_clear_error(tmp_path):
         run(graph, inputs, "multi", 4)
 
 
-@pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi", "hybrid_multi"])
+@pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi", "dyn_auto_multi", "hybrid_multi"])
 def test_failing_pe_names_pe_instance_and_item(mapping):
     src = Count()
     graph = chain(src, Add(0), FailOn(at=13), Add(1))

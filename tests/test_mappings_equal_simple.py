@@ -10,7 +10,7 @@ from graphs import ALL_SHAPES, STATEFUL, STATELESS, canonical
 
 from hpcflow import UsageError, run
 
-MAPPINGS = ["multi", "dyn_multi", "hybrid_multi"]
+MAPPINGS = ["multi", "dyn_multi", "dyn_auto_multi", "hybrid_multi", "hybrid_auto_multi"]
 
 
 def run_fitting(graph, inputs, mapping, processes, **options):

@@ -68,5 +68,8 @@ class ServiceTimes:
         old = self._mean.get(pe)
         self._mean[pe] = seconds if old is None else old + self.alpha * (seconds - old)
 
+    def get(self, pe: str) -> float | None:
+        return self._mean.get(pe)
+
     def snapshot(self) -> dict[str, float]:
         return dict(self._mean)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..errors import HpcflowError, RunAborted
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
@@ -67,6 +68,8 @@ class Worker:
     active_since: float | None = None
     active_s: float = 0.0
     cpu_s: float = 0.0
+    parked: bool = False  # an auto-scaled pool worker not given work; not active
+    idle_since: float = 0.0
 
     @property
     def alive(self) -> bool:
@@ -117,12 +120,13 @@ class Stats:
 
 
 class Coordinator:
-    def __init__(self, job: Job, scaler: Any = None):
+    def __init__(self, job: Job):
         self.job = job
         self.plan = plan = job.plan
         self.graph = job.graph
         self.options = job.options
-        self.scaler = scaler
+        self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool) if job.mapping.autoscale else None
+        self.service_times = ServiceTimes()
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.pe_index = {n: i for i, n in enumerate(plan.order)}
         self.service = self.ctx.RawArray("d", len(plan.order))
@@ -243,7 +247,7 @@ class Coordinator:
 
     # -- dispatch ------------------------------------------------------------
     def dispatch(self) -> None:
-        idle = [w for w in self.workers.values() if w.state == IDLE]
+        idle = [w for w in self.workers.values() if w.state == IDLE and not w.parked]
         for w in idle:
             if w.pool:
                 chunks = self.pool_work()
@@ -278,6 +282,7 @@ class Coordinator:
         if kind == READY:
             w.cpu_s = msg[1]
             w.state = IDLE
+            w.idle_since = time.perf_counter()
             if self.started_at is None and all(x.state != STARTING for x in self.workers.values()):
                 self.started_at = time.perf_counter()
         elif kind == DONE:
@@ -303,16 +308,17 @@ class Coordinator:
         for pe, n, busy in report.stats:
             self.stats.items[pe] += n
             if n:
-                i = self.pe_index[pe]
-                sample = busy / n
-                old = self.service[i]
-                self.service[i] = sample if old == 0 else 0.8 * old + 0.2 * sample
+                self.service_times.record(pe, busy / n)
+                self.service[self.pe_index[pe]] = self.service_times.get(pe)
         self.stats.sinks.extend(report.sinks)
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
-        self.last_report = time.perf_counter()
+        self.last_report = now = time.perf_counter()
         w.lease = None
         w.state = IDLE
+        w.idle_since = now
+        if w.pool and self.scaler is not None and self.active_pool() > self.scaler.target:
+            self.park(w, now)  # the pool is above target: park it now rather than at the next step
         if w.finalizing is not None:
             self.term.finalized(*w.finalizing)
             w.finalizing = None
@@ -353,6 +359,48 @@ class Coordinator:
         self.stats.replaced += 1
         self.start_worker()
 
+    # -- auto-scaling --------------------------------------------------------
+    def pool_workers(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.pool and w.alive and w.state != STOPPING]
+
+    def active_pool(self) -> int:
+        return sum(1 for w in self.pool_workers() if not w.parked)
+
+    def park(self, w: Worker, now: float) -> None:
+        w.parked = True
+        w.deactivate(now)
+
+    def wake(self, w: Worker, now: float) -> None:
+        w.parked = False
+        w.activate(now)
+        w.idle_since = now
+
+    def autoscale(self, now: float) -> None:
+        """One step of the auto-scaler: wake parked workers up to its target, or park
+        idle ones down to it; a busy worker is never interrupted."""
+        pool = self.pool_workers()
+        active = [w for w in pool if not w.parked]
+        busy = [w for w in active if w.state == BUSY]
+        idle = [w for w in active if w.state != BUSY]
+        queued_by_pe = {pe: self.queued_by_pe[pe] for pe in self.pool_pes if self.queued_by_pe[pe]}
+        obs = Observation(
+            t=now - self.t0,
+            queued=sum(queued_by_pe.values()),
+            active=len(active),
+            busy=len(busy),
+            queued_by_pe=queued_by_pe,
+            service_s=self.service_times.snapshot(),
+            idle_s=sum(now - w.idle_since for w in idle) / len(active) if active else 0.0,
+        )
+        target = self.scaler.step(obs)
+        if target > len(active):
+            for w in [w for w in pool if w.parked][: target - len(active)]:
+                self.wake(w, now)
+        elif target < len(active):
+            idle.sort(key=lambda w: w.idle_since)  # the longest idle first
+            for w in idle[: len(active) - target]:
+                self.park(w, now)
+
     # -- signals -------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.signalled is not None:  # a second signal: stop now
@@ -377,6 +425,10 @@ class Coordinator:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
                 self.start_worker()
+            if self.scaler is not None:
+                now = time.perf_counter()
+                for w in self.pool_workers()[self.scaler.initial() :]:
+                    self.park(w, now)
             self.loop()
         finally:
             self.shutdown()
@@ -387,7 +439,8 @@ class Coordinator:
         return self.outcome(end - self.t0, cpu_seconds() - cpu0)
 
     def loop(self) -> None:
-        next_sample = self.t0
+        next_sample = next_scale = self.t0
+        interval = self.scaler.interval if self.scaler is not None else float("inf")
         stopping_sources = False
         while self.failure is None:
             if self.signalled is not None and not stopping_sources:
@@ -396,15 +449,19 @@ class Coordinator:
             self.finalize_ready()
             if self.term.all_done:
                 break
-            self.dispatch()
             now = time.perf_counter()
+            if self.scaler is not None and now >= next_scale:
+                self.autoscale(now)
+                next_scale = now + interval
+            self.dispatch()
             if now >= next_sample:
                 self.sample(now)
                 next_sample = now + SAMPLE_S
             live = [w for w in self.workers.values() if w.alive]
             waitables = {w.conn: w for w in live}
             sentinels = {w.proc.sentinel: w for w in live}
-            ready = wait(list(waitables) + list(sentinels), timeout=max(0.0, next_sample - now))
+            timeout = max(0.0, min(next_sample, next_scale) - time.perf_counter())
+            ready = wait(list(waitables) + list(sentinels), timeout=timeout)
             for obj in ready:
                 if obj in waitables:
                     self.on_message(waitables[obj])
@@ -482,9 +539,18 @@ class Coordinator:
                 "peak_queued": self.stats.peak_queued,
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
+                **self.autoscale_metrics(),
             },
             failure=self.failure if isinstance(self.failure, HpcflowError) else None,
         )
+
+    def autoscale_metrics(self) -> dict[str, Any]:
+        if self.scaler is None:
+            return {}
+        return {
+            "autoscale": self.scaler.name,
+            "autoscale_timeline": [[round(t, 4), n] for t, n in self.scaler.history],  # [t, target]
+        }
 
     def _install_signal_handlers(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
