@@ -8,7 +8,6 @@ import logging
 import shutil
 import sys
 import traceback
-from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,14 @@ from .api import prepare as prepare_run
 from .batch.allocation import Allocation, detect_allocation
 from .batch.schedulers import SCHEDULERS, find_scheduler
 from .batch.submit import is_redis_mapping, make_job, submit_job
-from .config import Config, load_config
 from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
+from .options import Options
+from .report import write_report
 from .rundir import attach_log, new_run_dir, run_dir_name, write_result
+from .settings import COMMAND_LINE, autoscale_text, resolve
+from .sweep import SweepRun, load_sweep
 from .workflows import load_workflow
 
 
@@ -62,7 +64,9 @@ def parse_inputs(text: str | None) -> Any:
         raise UsageError(f"--inputs file is not JSON: {exc}") from None
 
 
-def check_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation) -> None:
+def check_cpus(
+    cpus: int | None, mapping: str, oversubscribe: bool, alloc: Allocation, source: str | None = None
+) -> None:
     """Refuse `--cpus` beyond the allocation unless asked to oversubscribe (left out, run()
     takes the allocation's CPUs).
 
@@ -71,8 +75,9 @@ def check_cpus(cpus: int | None, mapping: str, oversubscribe: bool, alloc: Alloc
     spans_nodes = is_redis_mapping(mapping) or mapping == "mpi"
     limit = alloc.total_cpus if spans_nodes else alloc.cpus
     if cpus is not None and cpus > limit and not oversubscribe:
+        given = f"--cpus {cpus}" if source in (None, COMMAND_LINE) else f"cpus {cpus} (from {source})"
         raise UsageError(
-            f"--cpus {cpus} is more than the {limit} CPUs of this allocation "
+            f"{given} is more than the {limit} CPUs of this allocation "
             f"({alloc.scheduler}, from {alloc.source}); add --oversubscribe to run anyway"
         )
 
@@ -86,11 +91,26 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="HPCFLOW_CONFIG",
+    default=None,
+    help="YAML configuration file, over configs/default.yaml [env HPCFLOW_CONFIG].",
+)
+
+AUTOSCALE_OPTION = click.option(
+    "--autoscale", default=None, metavar="POLICY[:K=V,...]", help="Auto-scaling policy of the *_auto_* mappings."
+)
+
+
 @cli.command("run")
-@click.argument("workflow")
+@click.argument("workflow", required=False)
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter.")
-@click.option("-m", "--mapping", default="simple", show_default=True, help="Mapping (see `hpcflow mappings`).")
-@click.option("-n", "--cpus", type=int, default=None, help="Processes to use [default: the allocation's CPUs].")
+@click.option("-m", "--mapping", default=None, help="Mapping [default: the config's, else simple].")
+@click.option("-n", "--cpus", type=int, default=None, help="Processes [default: the config's, else all CPUs].")
+@AUTOSCALE_OPTION
 @click.option("--inputs", default=None, help="JSON or a JSON file: an int or {pe: int | [dicts]}.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where results go.")
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
@@ -102,19 +122,37 @@ def cli(ctx: click.Context, debug: bool) -> None:
     envvar="HPCFLOW_OVERSUBSCRIBE",
     help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
 )
+@CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, oversubscribe, quiet
+    ctx,
+    workflow,
+    params,
+    mapping,
+    cpus,
+    autoscale,
+    inputs,
+    run_dir,
+    redis_url,
+    on_error,
+    start_method,
+    oversubscribe,
+    config_file,
+    quiet,
 ):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
-    With --mapping mpi, run it under `mpiexec -n N` or `srun -n N`; started otherwise, it
-    re-launches itself through the mpiexec on PATH with --cpus ranks."""
-    params = parse_params(params)
+    Settings left out come from HPCFLOW_* variables, then --config FILE, then
+    configs/default.yaml (WORKFLOW too). With --mapping mpi, run it under `mpiexec -n N`
+    or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
+    with --cpus ranks."""
+    flags = dict(workflow=workflow, mapping=mapping, cpus=cpus, autoscale=autoscale, redis_url=redis_url)
+    settings = resolve({**flags, "params": parse_params(params)}, config_file, built_in={"mapping": "simple"})
+    workflow, mapping, cpus, params = settings.require_workflow(), settings.mapping, settings.cpus, settings.params
     feed = parse_inputs(inputs)
     get_mapping(mapping)
-    check_cpus(cpus, mapping, oversubscribe, detect_allocation())
+    check_cpus(cpus, mapping, oversubscribe, detect_allocation(), source=settings.sources.get("cpus"))
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
         relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
@@ -126,9 +164,11 @@ def run_cmd(
 
     def prepare():
         wf = load_workflow(workflow, params, run_dir=str(path))
-        options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
-        if redis_url:
-            options["redis_url"] = redis_url
+        extra = {**wf.info, "config": settings.to_dict()}
+        options = dict(workflow=wf.name, params=params, extra_metrics=extra, on_error=on_error)
+        for key in ("autoscale", "redis_url"):
+            if getattr(settings, key) is not None:
+                options[key] = getattr(settings, key)
         if start_method:
             options["start_method"] = start_method
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
@@ -189,22 +229,26 @@ def _make_run_dir(run_dir: str | None, workflow: str, mapping: str) -> tuple[boo
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter.")
 @click.option("-m", "--mapping", default=None, help="Mapping [default: the config's].")
 @click.option("-n", "--cpus", type=int, default=None, help="CPUs over all nodes [default: the config's].")
+@AUTOSCALE_OPTION
 @click.option("--nodes", type=int, default=1, show_default=True, help="Nodes; more than one needs a *_redis mapping.")
 @click.option("--walltime", default=None, metavar="HH:MM:SS", help="Time limit of the job.")
 @click.option("--partition", default=None, help="SLURM partition or PBS queue.")
 @click.option("--account", default=None, help="Account (project) to charge.")
 @click.option("--mem", default=None, help="Memory per node: 8G, 8000M, 8gb.")
-@click.option("--scheduler", type=click.Choice(sorted(SCHEDULERS)), help="[default: sbatch or qsub on PATH]")
+@click.option(
+    "--scheduler", type=click.Choice(sorted(SCHEDULERS)), help="[default: the config's, else sbatch or qsub on PATH]"
+)
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where the script and results go.")
 @click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="YAML configuration file.")
+@CONFIG_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the job script; create and submit nothing.")
 def submit_cmd(
     workflow,
     params,
     mapping,
     cpus,
+    autoscale,
     nodes,
     walltime,
     partition,
@@ -219,36 +263,34 @@ def submit_cmd(
 ):
     """Submit WORKFLOW as a batch job (SLURM or PBS); print the job id and the run directory.
 
-    Without WORKFLOW, the workflow and its settings come from --config FILE, else from
-    configs/default.yaml; options given here win over the file's."""
-    config = load_config(config_file) if config_file or workflow is None else Config()
-    workflow = workflow or config.workflow
-    if workflow is None:
-        where = config.path or "configs/default.yaml (there is none here)"
-        raise UsageError(f"no WORKFLOW given and no workflow: in {where}")
-    mapping = mapping or config.mapping
-    cpus = cpus if cpus is not None else config.cpus
+    Settings left out come from HPCFLOW_* variables, then --config FILE (a cluster
+    profile such as configs/clusters/local-slurm.yaml), then configs/default.yaml."""
+    flags = dict(workflow=workflow, mapping=mapping, cpus=cpus, autoscale=autoscale, redis_url=redis_url)
+    batch_flags = dict(walltime=walltime, partition=partition, account=account, mem=mem, scheduler=scheduler)
+    given = {**flags, **{f"batch.{k}": v for k, v in batch_flags.items()}, "params": parse_params(params)}
+    settings = resolve(given, config_file)
+    workflow, mapping, cpus = settings.require_workflow(), settings.mapping, settings.cpus
     if mapping is None or cpus is None:
         raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
     get_mapping(mapping)
-    merged_params = {**config.params, **parse_params(params)}
-    load_workflow(workflow, merged_params)  # an unknown workflow or parameter fails here, not in the queue
-    chosen = find_scheduler(scheduler)
-    flags = dict(walltime=walltime, partition=partition, account=account, mem=mem)
-    batch = replace(config.batch, **{k: v for k, v in flags.items() if v is not None})
+    load_workflow(workflow, settings.params)  # an unknown workflow or parameter fails here, not in the queue
+    if settings.autoscale is not None:
+        Options.from_kwargs({"autoscale": settings.autoscale})
+    chosen = find_scheduler(settings.batch.scheduler)
 
-    settings = dict(
+    job_settings = dict(
         workflow=workflow,
         mapping=mapping,
         cpus=cpus,
         nodes=nodes,
-        params=merged_params,
-        batch=batch,
-        redis_url=redis_url or config.redis_url,
+        params=settings.params,
+        batch=settings.batch,
+        redis_url=settings.redis_url,
+        autoscale=autoscale_text(settings.autoscale),
         oversubscribe=oversubscribe,
     )
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
-    job = make_job(run_dir=planned.absolute(), **settings)  # checks everything before anything is created
+    job = make_job(run_dir=planned.absolute(), **job_settings)  # checks everything before anything is created
     if dry_run:
         click.echo(chosen.render(job), nl=False)
         return
@@ -256,7 +298,7 @@ def submit_cmd(
     path = new_run_dir(workflow, mapping) if run_dir is None else planned
     path.mkdir(parents=True, exist_ok=True)
     try:
-        job_id = submit_job(make_job(run_dir=path.absolute(), **settings), chosen)
+        job_id = submit_job(make_job(run_dir=path.absolute(), **job_settings), chosen)
     except UsageError:
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -264,6 +306,42 @@ def submit_cmd(
     click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
     click.echo(job_id)
     click.echo(str(path))
+
+
+@cli.command("sweep")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--submit", is_flag=True, help="One batch job per cell; results gathered as the jobs end.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, help="[default: the file's output:]")
+@CONFIG_OPTION
+@click.option("--retry-failed", is_flag=True, help="Run the cells recorded as failed again.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="--submit: jobs queued or running at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, quiet):
+    """Run the experiment EXPERIMENT.yaml: every cell (params x mappings x cpus x
+    repeats) not yet in OUTPUT/runs.jsonl, then write OUTPUT/ratios.csv and summary.md.
+
+    Cells run one after another in this allocation, or with --submit as one batch job
+    each. A failed cell is recorded with its error and the sweep goes on."""
+    if max_jobs is not None and not submit:
+        raise UsageError("--max-jobs limits batch jobs: it needs --submit")
+    spec = load_sweep(experiment)
+    sweep = SweepRun(spec, output=output, submit=submit, quiet=quiet, config_file=config_file)
+    sweep.retry_failed, sweep.max_jobs = retry_failed, max_jobs
+    outcome = sweep.run()
+    if not quiet:
+        failed = f", {outcome.failed} failed" if outcome.failed else ""
+        summary = outcome.output / "summary.md"
+        click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}", err=True)
+    click.echo(str(outcome.output))
+
+
+@cli.command("report")
+@click.argument("results", type=click.Path(file_okay=False))
+def report_cmd(results):
+    """Draw the plots of the sweep in RESULTS (its output directory) into RESULTS/plots/;
+    print each file written."""
+    for path in write_report(Path(results)):
+        click.echo(str(path))
 
 
 @cli.command("mappings")

@@ -7,12 +7,13 @@ cpus: 32
 params: {scale: 1}
 autoscale: backlog            # a policy name, or {policy: name, ...parameters}
 redis_url: redis://host:6379
-batch: {partition: short, account: proj42, walltime: "01:00:00", mem: 8G, modules: [python/3.11]}
+batch: {partition: short, account: proj42, walltime: "01:00:00", mem: 8G, modules: [python/3.11], scheduler: slurm}
 ```
 
 Every key is optional. A file that is not YAML, not a mapping, or has an unknown key or a
 value of the wrong type is a UsageError naming the file and the key, so a typo never
-silently falls back to a default.
+silently falls back to a default. How files, the environment and the command line
+combine is `settings`' business; this module reads one file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from .batch.schedulers import SCHEDULERS
 from .errors import UsageError
 
 DEFAULT_CONFIG = Path("configs") / "default.yaml"
@@ -35,6 +37,7 @@ class BatchConfig:
     walltime: str | None = None
     mem: str | None = None
     modules: tuple[str, ...] = ()  # `module load` lines of the job script
+    scheduler: str | None = None  # slurm | pbs; default: whichever submission command is on PATH
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def parse_config(data: Any, path: Path) -> Config:
             walltime=_walltime(batch, path),
             mem=_text(batch, "mem", path, "batch."),
             modules=_modules(batch.get("modules"), path),
+            scheduler=_scheduler(batch, path),
         ),
         path=path,
     )
@@ -147,6 +151,13 @@ def _walltime(batch: dict, path: Path) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return f"{value // 3600:02d}:{value // 60 % 60:02d}:{value % 60:02d}"
     return _text(batch, "walltime", path, "batch.")
+
+
+def _scheduler(batch: dict, path: Path) -> str | None:
+    value = _text(batch, "scheduler", path, "batch.")
+    if value is not None and value not in SCHEDULERS:
+        raise UsageError(f"config {path}: batch.scheduler {value!r} is not one of {', '.join(SCHEDULERS)}")
+    return value
 
 
 def _modules(value: Any, path: Path) -> tuple[str, ...]:

@@ -46,3 +46,20 @@ def cli(tmp_path):
         return run_cli(*args, **kw)
 
     return call
+
+
+@pytest.fixture
+def cli_here(tmp_path, monkeypatch, capsys):
+    """`cli_here(*args)` runs the hpcflow command in this process, in a temporary
+    directory, and returns (exit code, stdout, stderr): no interpreter start to pay."""
+    from hpcflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: str):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return exit_info.value.code, out.out, out.err
+
+    return call

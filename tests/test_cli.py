@@ -152,7 +152,7 @@ def test_a_module_path_names_the_run_directory_after_the_module(in_process, tmp_
         (["run", "cycle.py"], "the workflow graph has a cycle: IterativePE -> IterativePE1 -> IterativePE"),
         (["run", "broken.py"], "workflow file broken.py failed to import: ModuleNotFoundError"),
         (["run", "syntax.py"], "workflow file syntax.py failed to import: SyntaxError"),
-        (["run"], "Missing argument 'WORKFLOW'"),
+        (["run"], "no WORKFLOW given and no workflow: in configs/default.yaml (there is none here)"),
         (["run", "pipeline", "--colour"], "No such option"),
         (["launch"], "No such command 'launch'"),
     ],

@@ -68,7 +68,19 @@ def test_without_a_path_the_default_file_of_the_current_directory(tmp_path, monk
 def test_the_repository_default_config_loads(monkeypatch):
     monkeypatch.chdir(ROOT)
     config = load_config()
-    assert (config.workflow, config.mapping, config.cpus) == ("galaxy", "dyn_auto_multi", 32)
+    assert (config.workflow, config.mapping, config.cpus) == ("galaxy", "dyn_auto_multi", None)
+    assert config.autoscale["policy"] == "backlog"
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / "configs" / "clusters").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_cluster_profiles_load(profile):
+    config = load_config(profile)
+    assert config.batch.scheduler in ("slurm", "pbs") and config.batch.walltime
+
+
+def test_a_scheduler_must_be_known(tmp_path):
+    with pytest.raises(UsageError, match="batch.scheduler 'lsf' is not one of slurm, pbs"):
+        load_config(write(tmp_path, "batch: {scheduler: lsf}\n"))
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ def make_job(
     params: dict[str, Any] | None = None,
     batch: BatchConfig | None = None,
     redis_url: str | None = None,
+    autoscale: str | None = None,
     oversubscribe: bool = False,
     workdir: Path | None = None,
     python: str = sys.executable,
@@ -50,6 +51,8 @@ def make_job(
         launcher += ["-p", f"{key}={yaml_scalar(value)}"]
     if redis_url:
         launcher += ["--redis-url", redis_url]
+    if autoscale:
+        launcher += ["--autoscale", autoscale]
     if oversubscribe:
         launcher.append("--oversubscribe")
     batch = batch or BatchConfig()

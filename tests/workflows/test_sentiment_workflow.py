@@ -171,3 +171,15 @@ def test_hybrid_multi_matches_simple(multiset):
     expected = run(graph, inputs, "simple")
     got = run(graph, inputs, "hybrid_multi", 12)  # producer, 2 x 4 HappyState, 2 Top3 pinned; 1 worker
     assert multiset(got.outputs) == multiset(expected.outputs)
+
+
+def test_latency_is_slept_per_article_by_each_scorer_and_recorded_as_work():
+    graph, inputs, info = build(articles=20, latency=0.01)
+    assert info["work_s"] == pytest.approx(2 * 20 * 0.01)
+    assert {pe.latency for pe in graph.pes if hasattr(pe, "latency")} == {0.01}
+
+
+@pytest.mark.parametrize("latency", [-1, "slow", True])
+def test_a_bad_latency_is_a_usage_error(latency):
+    with pytest.raises(UsageError, match="latency must be a number of seconds"):
+        build(articles=5, latency=latency)

@@ -19,10 +19,16 @@ from ...errors import UsageError
 from ...graph import WorkflowGraph
 
 
-def build(articles: int = 1000, seed: int = 0, csv: str | None = None) -> tuple[WorkflowGraph, dict, dict[str, Any]]:
-    """The workflow over `articles` synthetic articles, or every article of `csv`."""
+def build(
+    articles: int = 1000, seed: int = 0, csv: str | None = None, latency: float = 0.0
+) -> tuple[WorkflowGraph, dict, dict[str, Any]]:
+    """The workflow over `articles` synthetic articles, or every article of `csv`. Each
+    scorer sleeps `latency` seconds per article: the heavier NLP of the paper's runs,
+    which makes a small machine show how the mappings place the work."""
     if isinstance(articles, bool) or not isinstance(articles, int) or articles < 1:
         raise UsageError(f"sentiment: articles must be a positive integer, got {articles!r}")
+    if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
+        raise UsageError(f"sentiment: latency must be a number of seconds >= 0, got {latency!r}")
     missing = [m for m in ("afinn", "vaderSentiment") if find_spec(m) is None]
     if missing:
         raise UsageError(f"sentiment needs {' and '.join(missing)} (pip install 'hpcflow[workflows]')")
@@ -44,8 +50,8 @@ def build(articles: int = 1000, seed: int = 0, csv: str | None = None) -> tuple[
 
     graph = WorkflowGraph()
     read = pes.ReadArticles(source)
-    afinn_branch = pes.SentimentAFINN()
-    tokenize, vader_branch = pes.Tokenize(), pes.SentimentVADER()
+    afinn_branch = pes.SentimentAFINN(latency)
+    tokenize, vader_branch = pes.Tokenize(), pes.SentimentVADER(latency)
     graph.connect(read, "output", afinn_branch, "input")
     graph.connect(read, "output", tokenize, "input")
     graph.connect(tokenize, "output", vader_branch, "input")
@@ -56,4 +62,4 @@ def build(articles: int = 1000, seed: int = 0, csv: str | None = None) -> tuple[
         graph.connect(scorer, "output", find, "input")
         graph.connect(find, "output", happy, "input")
         graph.connect(happy, "output", top, "input")
-    return graph, {read: len(source)}, {"work_s": 0.0, "articles": len(source)}
+    return graph, {read: len(source)}, {"work_s": 2 * latency * len(source), "articles": len(source)}

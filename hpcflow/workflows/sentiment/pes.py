@@ -9,6 +9,7 @@ each method's stateful instances are separate PEs that a mapping places on their
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ...pe import GenericPE, IterativePE, ProducerPE
@@ -34,7 +35,12 @@ class ReadArticles(ProducerPE):
 
 
 class SentimentAFINN(IterativePE):
-    """Scores the article with the AFINN lexicon (loaded once per instance, in preprocess)."""
+    """Scores the article with the AFINN lexicon (loaded once per instance, in preprocess);
+    `latency` seconds of sleep per article stand in for a heavier analysis."""
+
+    def __init__(self, latency: float = 0.0):
+        super().__init__()
+        self.latency = latency
 
     def preprocess(self) -> None:
         from afinn import Afinn
@@ -42,6 +48,8 @@ class SentimentAFINN(IterativePE):
         self._afinn = Afinn()
 
     def _process(self, article: Item) -> Item:
+        if self.latency:
+            time.sleep(self.latency)
         return {
             "id": article["id"],
             "text": article["text"],
@@ -62,7 +70,12 @@ class Tokenize(IterativePE):
 
 
 class SentimentVADER(IterativePE):
-    """Scores the sentences with VADER's lexicon and rules (loaded once per instance)."""
+    """Scores the sentences with VADER's lexicon and rules (loaded once per instance);
+    `latency` as for SentimentAFINN."""
+
+    def __init__(self, latency: float = 0.0):
+        super().__init__()
+        self.latency = latency
 
     def preprocess(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -70,6 +83,8 @@ class SentimentVADER(IterativePE):
         self._analyzer = SentimentIntensityAnalyzer()
 
     def _process(self, article: Item) -> Item:
+        if self.latency:
+            time.sleep(self.latency)
         score = science.vader_score(article["sentences"], self._analyzer)
         return {"id": article["id"], "text": article["text"], "score": score}
 

@@ -1,0 +1,82 @@
+"""`hpcflow report`: the PNG files it draws from a runs file, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from hpcflow.errors import UsageError
+from hpcflow.report import write_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def row(mapping, cpus, repeat, runtime, process, scale=1, auto=False, status="ok"):
+    r = {
+        "workflow": "galaxy",
+        "params": {"scale": scale, "heavy": True},
+        "mapping": mapping,
+        "cpus": cpus,
+        "repeat": repeat,
+        "status": status,
+        "runtime_s": runtime,
+        "process_time_s": process,
+        "timeline": [[0.0, 1, 0], [0.1, 3, 12], [0.2, 4, 6], [0.3, 2, 0]],
+    }
+    if auto:
+        r["autoscale"] = "backlog"
+        r["autoscale_timeline"] = [[0.0, 1], [0.1, 3], [0.2, 3], [0.3, 1]]
+    return r
+
+
+@pytest.fixture
+def results(tmp_path):
+    rows = [
+        row(mapping, cpus, repeat, 10.0 / cpus + repeat, 5.0 + cpus, scale, auto=mapping == "dyn_auto_multi")
+        for scale in (1, 5)
+        for mapping in ("multi", "dyn_multi", "dyn_auto_multi")
+        for cpus in (4, 8, 16)
+        for repeat in (0, 1)
+    ]
+    rows.append(row("multi", 2, 0, 0, 0, status="failed"))
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def test_report_draws_scaling_and_timeline_plots(results):
+    paths = write_report(results)
+    names = sorted(p.name for p in paths)
+    assert names == [
+        "scaling-scale=1,heavy=true.png",
+        "scaling-scale=5,heavy=true.png",
+        "timeline-dyn_auto_multi-scale=1,heavy=true.png",
+        "timeline-dyn_auto_multi-scale=5,heavy=true.png",
+    ]
+    for path in paths:
+        assert path.parent == results / "plots" and path.read_bytes()[:8] == PNG
+
+
+def test_report_from_the_command_line_prints_the_files(cli_here, results):
+    code, out, err = cli_here("report", str(results))
+    assert code == 0, err
+    assert len(out.splitlines()) == 4 and all(line.endswith(".png") for line in out.splitlines())
+
+
+def test_without_matplotlib_report_names_the_extra(cli_here, results, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = cli_here("report", str(results))
+    assert code == 2
+    assert err == (
+        "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'\n"
+    )
+
+
+def test_nothing_to_plot_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="is not a directory"):
+        write_report(tmp_path / "nope")
+    with pytest.raises(UsageError, match="has no successful runs to plot"):
+        write_report(tmp_path)
