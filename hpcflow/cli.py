@@ -325,9 +325,15 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
     if max_jobs is not None and not submit:
         raise UsageError("--max-jobs limits batch jobs: it needs --submit")
     spec = load_sweep(experiment)
-    sweep = SweepRun(spec, output=output, submit=submit, quiet=quiet, config_file=config_file)
-    sweep.retry_failed, sweep.max_jobs = retry_failed, max_jobs
-    outcome = sweep.run()
+    outcome = SweepRun(
+        spec,
+        output=output,
+        submit=submit,
+        quiet=quiet,
+        config_file=config_file,
+        retry_failed=retry_failed,
+        max_jobs=max_jobs,
+    ).run()
     if not quiet:
         failed = f", {outcome.failed} failed" if outcome.failed else ""
         summary = outcome.output / "summary.md"

@@ -75,8 +75,8 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
     return [key for key, seen in values.items() if len(seen) > 1]
 
 
-def _title(rows: list[dict[str, Any]], params: dict[str, Any], shown: list[str]) -> str:
-    text = ", ".join(f"{k}={_value(params[k])}" for k in shown if k in params)
+def _title(rows: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={_value(v)}" for k, v in params.items())
     return f"{rows[0].get('workflow', '')}" + (f" ({text})" if text else "")
 
 
@@ -84,8 +84,9 @@ def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _name(prefix: str, params: dict[str, Any]) -> str:
-    slug = params_slug(params)
+def _name(prefix: str, params: dict[str, Any], shown: list[str]) -> str:
+    """The file of a plot, named after the parameters that vary in the sweep."""
+    slug = params_slug({k: v for k, v in params.items() if k in shown})
     return f"{prefix}-{slug}.png" if slug else f"{prefix}.png"
 
 
@@ -113,9 +114,9 @@ def _scaling_plot(plt, rows, mappings: list[str], params: dict[str, Any], shown:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle(_title(rows, params, shown))
+    fig.suptitle(_title(rows, params))
     fig.tight_layout()
-    path = out / _name("scaling", params)
+    path = out / _name("scaling", params, shown)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -159,9 +160,9 @@ def _timeline_plot(plt, group, mapping: str, params: dict[str, Any], shown: list
             ax.legend(handles=handles, loc="upper right", fontsize="small")
     for ax in list(axes.flat)[len(group) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{mapping}: {_title(group, params, shown)}")
+    fig.suptitle(f"{mapping}: {_title(group, params)}")
     fig.tight_layout()
-    path = out / _name(f"timeline-{mapping}", params)
+    path = out / _name(f"timeline-{mapping}", params, shown)
     fig.savefig(path)
     plt.close(fig)
     return path

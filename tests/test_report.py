@@ -51,10 +51,10 @@ def test_report_draws_scaling_and_timeline_plots(results):
     paths = write_report(results)
     names = sorted(p.name for p in paths)
     assert names == [
-        "scaling-scale=1,heavy=true.png",
-        "scaling-scale=5,heavy=true.png",
-        "timeline-dyn_auto_multi-scale=1,heavy=true.png",
-        "timeline-dyn_auto_multi-scale=5,heavy=true.png",
+        "scaling-scale=1.png",  # named after the parameters that vary
+        "scaling-scale=5.png",
+        "timeline-dyn_auto_multi-scale=1.png",
+        "timeline-dyn_auto_multi-scale=5.png",
     ]
     for path in paths:
         assert path.parent == results / "plots" and path.read_bytes()[:8] == PNG

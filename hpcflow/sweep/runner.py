@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ class SweepOutcome:
     output: Path
     rows: list[dict[str, Any]]  # the runs of this sweep's cells, earlier sessions included
     tables: list[RatioTable]
-    ran: int  # cells run (or submitted) by this call
 
     @property
     def failed(self) -> int:
@@ -51,6 +49,8 @@ class SweepOutcome:
 
 @dataclass
 class SweepRun:
+    """One `hpcflow sweep` call: `run()` runs what is left and writes the tables."""
+
     spec: SweepSpec
     output: Path | None = None
     submit: bool = False
@@ -59,7 +59,6 @@ class SweepRun:
     retry_failed: bool = False
     max_jobs: int | None = None
     poll_s: float = POLL_S
-    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self.output = Path(self.output or self.spec.output)
@@ -84,11 +83,11 @@ class SweepRun:
                 self._run_batch(pending, plan_errors, progress, batch)
             else:
                 self._run_here(pending, plan_errors, progress)
-        finally:
-            outcome = self.write_summary(len(pending))
+        finally:  # an interrupted sweep still leaves the tables of what it did
+            outcome = self.write_summary()
         return outcome
 
-    def write_summary(self, ran: int) -> SweepOutcome:
+    def write_summary(self) -> SweepOutcome:
         spec = self.spec
         keys = {c.key for c in spec.cells()}
         rows = [row for row in self.runs.rows() if row_key(row) in keys]
@@ -97,7 +96,7 @@ class SweepRun:
         self.output.mkdir(parents=True, exist_ok=True)
         write_ratios_csv(tables, self.output / "ratios.csv")
         (self.output / "summary.md").write_text(summary_markdown(spec, rows, tables))
-        return SweepOutcome(self.output, rows, tables, ran)
+        return SweepOutcome(self.output, rows, tables)
 
     def run_dir(self, cell: Cell) -> Path:
         return self.output / "runs" / cell.dir_name()
@@ -143,7 +142,7 @@ class SweepRun:
                     if job is not None:
                         running[cell.key] = (cell, *job)
                 if running:
-                    self.sleep(self.poll_s)
+                    time.sleep(self.poll_s)
                 for key, (cell, run_dir, scheduler, job_id, since) in list(running.items()):
                     if job_listed(scheduler, job_id):
                         continue
