@@ -27,6 +27,7 @@ from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
 from .rundir import attach_log, new_run_dir, run_dir_name, write_result
+from .transports import REDIS
 from .workflows import load_workflow
 
 
@@ -93,7 +94,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("-n", "--cpus", type=int, default=None, help="Processes to use [default: the allocation's CPUs].")
 @click.option("--inputs", default=None, help="JSON or a JSON file: an int or {pe: int | [dicts]}.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where results go.")
-@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option(
+    "--redis-url", default=None, help="Redis server for the *_redis mappings: redis://[:password@]host:port/db."
+)
+@click.option(
+    "--redis",
+    "redis_auto",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="auto: start a private redis-server for the run (the default of the *_redis mappings).",
+)
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
 @click.option(
@@ -105,7 +115,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, oversubscribe, quiet
+    ctx,
+    workflow,
+    params,
+    mapping,
+    cpus,
+    inputs,
+    run_dir,
+    redis_url,
+    redis_auto,
+    on_error,
+    start_method,
+    oversubscribe,
+    quiet,
 ):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
@@ -113,7 +135,10 @@ def run_cmd(
     re-launches itself through the mpiexec on PATH with --cpus ranks."""
     params = parse_params(params)
     feed = parse_inputs(inputs)
-    get_mapping(mapping)
+    spec = get_mapping(mapping)
+    if redis_url and redis_auto:
+        raise UsageError("give --redis-url or --redis auto, not both")
+    redis_url = redis_url or redis_auto
     check_cpus(cpus, mapping, oversubscribe, detect_allocation())
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
@@ -129,6 +154,10 @@ def run_cmd(
         options = dict(workflow=wf.name, params=params, extra_metrics=wf.info, on_error=on_error)
         if redis_url:
             options["redis_url"] = redis_url
+        if spec.transport == REDIS:  # `hpcflow worker --run <run directory name>` joins it
+            from .transports.redis.keys import run_id_of
+
+            options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
         if start_method:
             options["start_method"] = start_method
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
@@ -264,6 +293,27 @@ def submit_cmd(
     click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
     click.echo(job_id)
     click.echo(str(path))
+
+
+@cli.command("worker")
+@click.option("--redis-url", required=True, help="The run's Redis server: redis://[:password@]host:port/db.")
+@click.option("--run", "run_id", required=True, help="The run to join: its run directory's name.")
+@click.option("-n", "--cpus", type=int, default=None, help="Workers to start [default: the allocation's CPUs].")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The run's key [default: $HPCFLOW_RUN_KEY, else the run.key file the run wrote].",
+)
+@click.option(
+    "--wait", "wait_s", type=float, default=60.0, show_default=True, help="Seconds to wait for the run to start."
+)
+def worker_cmd(redis_url, run_id, cpus, key_file, wait_s):
+    """Join a running *_redis run (dynamic or hybrid) with pool workers on this node."""
+    from .transports.redis.join import join_run
+
+    n = join_run(redis_url, run_id, cpus or detect_allocation().cpus, key_file, wait_s)
+    click.echo(f"hpcflow: {n} worker(s) served run {run_id}", err=True)
 
 
 @cli.command("mappings")

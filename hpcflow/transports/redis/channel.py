@@ -82,7 +82,7 @@ class RedisChannel(Channel):
         self.name = consumer(self.wid)
         self.signer = Signer(self.key)
         self.ctl = self.keys.control(self.wid)
-        self.r = client(self.url, self.name)
+        self.r = client(self.url, self.keys.client(self.wid))
         self.take = self.r.register_script(TAKE)
         self.pe_index = {pe: i for i, pe in enumerate(self.order)}
         self.streams = [stream for stream, _ in self.work]

@@ -20,6 +20,12 @@ def new_run_id() -> str:
     return f"run-{secrets.token_hex(6)}"
 
 
+def run_id_of(name: str) -> str:
+    """The run id of a run directory's name (what `hpcflow run` and `hpcflow worker
+    --run` both use): its characters outside the allowed ones become `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:200] or "_"
+
+
 def check_run_id(run_id: str) -> str:
     if not RUN_ID.fullmatch(run_id):
         raise UsageError(f"run id {run_id!r} must be 1-200 letters, digits, '.', '_' or '-'")
@@ -79,6 +85,10 @@ class RunKeys:
     def alive(self, group: str) -> str:
         """Heartbeat of a group of joined workers; expires when its node stops answering."""
         return f"{self.prefix}alive:{group}"
+
+    def client(self, wid: int) -> str:
+        """A worker's Redis client name, unique on the server, to find its connections."""
+        return f"hpcflow.{self.run_id}.{consumer(wid)}"
 
     def stream_of(self, pe: str, instance: int | None) -> str:
         return self.pool(pe) if instance is None else self.pinned(pe, instance)

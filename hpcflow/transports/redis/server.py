@@ -59,17 +59,14 @@ def connect(url: str, name: str | None = None) -> redis.Redis:
     clear UsageError, raised before the run starts."""
     check_url(url)
     where = _where(url)
+    needs = f"Redis at {where} needs a password: redis://:PASSWORD@host:port/db"
     try:
         client = redis.Redis.from_url(url, client_name=name, socket_connect_timeout=5, socket_keepalive=True)
         client.ping()
     except redis.AuthenticationError as exc:
-        if "required" in str(exc).lower():
-            raise UsageError(f"Redis at {where} needs a password: redis://:PASSWORD@host:port/db") from None
-        raise UsageError(f"Redis at {where} refused the password: {exc}") from None
+        raise UsageError(f"Redis at {where} refused the password: {exc}" if urlsplit(url).password else needs) from None
     except redis.ResponseError as exc:
-        if str(exc).startswith("NOAUTH"):
-            raise UsageError(f"Redis at {where} needs a password: redis://:PASSWORD@host:port/db") from None
-        raise UsageError(f"Redis at {where}: {exc}") from None
+        raise UsageError(needs if str(exc).startswith("NOAUTH") else f"Redis at {where}: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError, ValueError) as exc:
         raise UsageError(f"cannot reach Redis at {where}: {exc}") from None
     return client

@@ -1,0 +1,57 @@
+"""The Redis surface of the command line: a server that cannot be used is one line and
+exit 2 before the run starts; `--redis auto` runs end to end and leaves no key file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hpcflow import UsageError, run
+from hpcflow.transports.redis.server import PrivateServer
+from hpcflow.workflows.pipeline import build
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def assert_one_line_exit_2(proc, text):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_server_is_exit_2(cli):
+    proc = cli("run", "pipeline", "--mapping", "dyn_redis", "--cpus", "2", "--redis-url", "redis://127.0.0.1:1/0")
+    assert_one_line_exit_2(proc, "cannot reach Redis at 127.0.0.1:1")
+
+
+def test_password_protected_server_without_password_is_exit_2(cli, redis_server):
+    server = PrivateServer()
+    try:
+        proc = cli("run", "pipeline", "--mapping", "dyn_redis", "--redis-url", f"redis://127.0.0.1:{server.port}/0")
+        assert_one_line_exit_2(proc, "needs a password")
+    finally:
+        server.stop()
+
+
+def test_server_off_loopback_without_password_is_refused():
+    graph, inputs, _ = build(items=10)
+    with pytest.raises(UsageError, match="off loopback: it needs a password"):
+        run(graph, inputs, "dyn_redis", 2, redis_url="redis://10.1.2.3:6379/0")
+
+
+def test_worker_for_an_unknown_run_is_exit_2(cli, redis_server):
+    proc = cli("worker", "--redis-url", redis_server, "--run", "nothing-here", "--wait", "0.3")
+    assert_one_line_exit_2(proc, "no run nothing-here")
+
+
+def test_run_with_a_private_server(cli, tmp_path, redis_server):
+    run_dir = tmp_path / "r"
+    proc = cli("run", "pipeline", "-p", "items=300", "--mapping", "hybrid_redis", "-p", "stateful=true",
+               "--cpus", "6", "--redis", "auto", "--run-dir", str(run_dir), "--oversubscribe")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mapping"] == "hybrid_redis" and metrics["redis"] == "private server"
+    assert metrics["items"]["Source"] == 300
+    assert not (run_dir / "run.key").exists()
