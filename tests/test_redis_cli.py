@@ -8,6 +8,7 @@ import json
 import pytest
 
 from hpcflow import UsageError, run
+from hpcflow.batch.submit import make_job
 from hpcflow.transports.redis.server import PrivateServer
 from hpcflow.workflows.pipeline import build
 
@@ -55,3 +56,8 @@ def test_run_with_a_private_server(cli, tmp_path, redis_server):
     assert metrics["mapping"] == "hybrid_redis" and metrics["redis"] == "private server"
     assert metrics["items"]["Source"] == 300
     assert not (run_dir / "run.key").exists()
+
+
+def test_a_job_of_several_nodes_with_a_private_server_points_workers_at_the_run_directory(tmp_path):
+    job = make_job(workflow="pipeline", mapping="dyn_redis", cpus=8, nodes=2, run_dir=tmp_path / "r", redis_url="auto")
+    assert job.worker_command[-6:] == ("--redis-url", "auto", "--run", "r", "--run-dir", str(tmp_path / "r"))

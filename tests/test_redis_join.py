@@ -4,6 +4,7 @@ and the entries a joined worker held when it died are replayed."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -87,3 +88,23 @@ def test_a_dead_joined_workers_entries_are_replayed(redis_server, run_key, tmp_p
     assert marker.exists(), "no joined worker was killed"
     assert sorted(x for x, _ in result.output("WhoRuns")) == list(range(1, 121))
     assert result.metrics.workers_replaced == 1
+
+
+def test_worker_finds_a_private_server_through_the_run_directory(cli, tmp_path, redis_server):
+    """`--redis auto` in a job of several nodes: the launcher's private server is found
+    through the shared run directory (URL and key files, private to the user)."""
+    run_dir = tmp_path / "multi"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    joiner = subprocess.Popen(
+        [sys.executable, "-m", "hpcflow", "worker", "--redis-url", "auto", "--run", "multi",
+         "--run-dir", str(run_dir), "--cpus", "2"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc = cli("run", "pipeline", "-p", "items=200", "-p", "latency=0.01", "--mapping", "dyn_redis",
+               "--cpus", "2", "--redis", "auto", "--run-dir", str(run_dir))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _, err = joiner.communicate(timeout=60)
+    assert joiner.returncode == 0, err
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["workers_joined"] == 2 and metrics["items"]["Stage2"] == 200
+    assert not (run_dir / "run.key").exists() and not (run_dir / "redis.url").exists()

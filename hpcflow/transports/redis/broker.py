@@ -34,13 +34,12 @@ from ...errors import UsageError
 from ...job import Job
 from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
 from .channel import RedisChannel, client
-from .keys import GROUP, RunKeys, check_run_id, consumer, new_run_id
+from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
 from .server import AUTO, PrivateServer, connect
-from .signing import Signer, key_from_env, new_key, write_key_file
+from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
 
 POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
 EVENTS_BATCH = 1000
-HEARTBEAT_CHECK_S = 1.0
 DISCONNECT_WAIT_S = 2.0  # a dead worker's connection normally closes in well under a millisecond
 log = logging.getLogger("hpcflow.redis")
 
@@ -63,7 +62,7 @@ class RedisBroker(Broker):
         self.later: list[tuple[int, tuple]] = []  # events made here, for the next poll
         self.last_event = b"0-0"
         self.service: dict[str, float] = {}
-        self.next_heartbeat_check = 0.0
+        self.next_heartbeat = 0.0
         self.rejected_by_workers = 0
         self.server_cpu = 0.0
 
@@ -89,6 +88,8 @@ class RedisBroker(Broker):
         if key_file:
             write_key_file(key_file, self.signer.key)
             p.set(self.keys.key_file, str(key_file))
+            if self.server is not None:  # `hpcflow worker --redis-url auto` finds the private server here
+                write_private(url_file(key_file), url)
         p.execute()
 
     def close(self) -> None:
@@ -99,8 +100,10 @@ class RedisBroker(Broker):
                     self.r.unlink(*names[i : i + 1000])
                 self.r.close()
         finally:
-            if self.job.options.key_file and self.r is not None:
-                Path(self.job.options.key_file).unlink(missing_ok=True)  # the run is over: its key is of no use
+            key_file = self.job.options.key_file
+            if key_file and self.r is not None:  # the run is over: its key and URL are of no use
+                Path(key_file).unlink(missing_ok=True)
+                url_file(key_file).unlink(missing_ok=True)
             if self.server is not None:
                 self.server.stop()
                 self.server_cpu = self.server.cpu
@@ -145,8 +148,9 @@ class RedisBroker(Broker):
         block = None if events or timeout <= 0 else max(1, int(min(timeout, POLL_S) * 1000))
         events += self._read(block)
         events += self._deaths(events)
-        if time.monotonic() >= self.next_heartbeat_check:
-            self.next_heartbeat_check = time.monotonic() + HEARTBEAT_CHECK_S
+        if time.monotonic() >= self.next_heartbeat:
+            self.next_heartbeat = time.monotonic() + HEARTBEAT_S
+            self.r.set(self.keys.coordinator_alive, 1, px=HEARTBEAT_TTL_MS)
             events += self._silent_nodes()
         return events
 

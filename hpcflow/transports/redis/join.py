@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from multiprocessing.connection import wait
+from pathlib import Path
 
 from ...engines.protocol import EXITED
 from ...engines.worker import start_worker_process
@@ -25,23 +26,33 @@ from ...plan import DYNAMIC, HYBRID
 from ..base import pool_pes
 from .broker import await_disconnect
 from .channel import RedisChannel, client
-from .keys import RunKeys, run_id_of
-from .server import connect
-from .signing import Signer, key_from_env, read_key_file
+from .keys import HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, run_id_of
+from .server import AUTO, connect
+from .signing import Signer, key_from_env, read_key_file, read_private, url_file
 
-HEARTBEAT_S = 1.0
-HEARTBEAT_TTL_MS = 10_000  # a node silent this long is taken as lost: its workers' work is replayed
 log = logging.getLogger("hpcflow.redis")
 
 
-def join_run(url: str, run_id: str, workers: int, key_file: str | None = None, wait_s: float = 60.0) -> int:
-    """Run `workers` pool workers in run `run_id` until it ends; the number that joined."""
+def join_run(
+    url: str,
+    run_id: str,
+    workers: int,
+    key_file: str | None = None,
+    wait_s: float = 60.0,
+    run_dir: str | None = None,
+) -> int:
+    """Run `workers` pool workers in run `run_id` until it ends; the number that joined.
+    With `url` "auto", the run's private server is found in its run directory
+    (`run_dir`, by default runs/RUN_ID), which the nodes share."""
     if workers < 1:
         raise UsageError(f"--cpus must be at least 1, got {workers}")
     keys = RunKeys(run_id_of(run_id))
+    deadline = time.monotonic() + wait_s
+    if url == AUTO:
+        url = _private_url(Path(run_dir) if run_dir else Path("runs") / run_id, deadline)
     connect(url).close()
     r = client(url, f"hpcflow-join-{socket.gethostname()}-{os.getpid()}")
-    fields = _wait_for_setup(r, keys, wait_s)
+    fields = _wait_for_setup(r, keys, deadline, wait_s)
     signer = Signer(_key(r, keys, key_file))
     ok, setup = signer.unpack(keys.setup, fields)
     if not ok:
@@ -83,13 +94,21 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
             await_disconnect(r, keys.client(wid), 2.0)  # all it sent is applied before its EXITED
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
             r.xadd(keys.events, signer.pack(keys.events, (wid, (EXITED, why))))
-        if not r.exists(keys.setup):
-            return  # the run is over
+        if not r.exists(keys.setup) or not r.exists(keys.coordinator_alive):
+            return  # the run is over, or its coordinator died
         r.set(keys.alive(group), 1, px=HEARTBEAT_TTL_MS)
 
 
-def _wait_for_setup(r, keys: RunKeys, wait_s: float) -> dict:
-    deadline = time.monotonic() + wait_s
+def _private_url(run_dir: Path, deadline: float) -> str:
+    path = url_file(run_dir / "run.key")
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            raise UsageError(f"no {path}: is the run started there with --redis auto?")
+        time.sleep(0.2)
+    return read_private(path, "Redis URL")
+
+
+def _wait_for_setup(r, keys: RunKeys, deadline: float, wait_s: float) -> dict:
     while True:
         fields = r.hgetall(keys.setup)
         if fields:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ...errors import UsageError
 
 GROUP = "hpcflow"  # the consumer group of every stream that workers read
+HEARTBEAT_S = 1.0  # how often the coordinator and each `hpcflow worker` say they are alive
+HEARTBEAT_TTL_MS = 10_000  # silent this long, a node is taken as lost (its workers' work is replayed)
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
@@ -85,6 +87,11 @@ class RunKeys:
     def alive(self, group: str) -> str:
         """Heartbeat of a group of joined workers; expires when its node stops answering."""
         return f"{self.prefix}alive:{group}"
+
+    @property
+    def coordinator_alive(self) -> str:
+        """The coordinator's heartbeat: joined workers leave a run whose coordinator died."""
+        return f"{self.prefix}coordinator"
 
     def client(self, wid: int) -> str:
         """A worker's Redis client name, unique on the server, to find its connections."""

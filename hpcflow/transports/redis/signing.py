@@ -70,27 +70,41 @@ def key_from_env() -> bytes | None:
     return key
 
 
-def write_key_file(path: str | os.PathLike, key: bytes) -> None:
-    """Write the key, readable by its owner only (created 0600, never world-readable)."""
+def write_private(path: str | os.PathLike, text: str) -> None:
+    """Write a secret, readable by its owner only (created 0600, never world-readable)."""
     path = Path(path)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key.hex() + "\n")
+        f.write(text + "\n")
 
 
-def read_key_file(path: str | os.PathLike) -> bytes:
-    """The key in `path`, which must belong to this user and be unreadable by others:
-    a key file anyone could have written would let them sign what we unpickle."""
+def read_private(path: str | os.PathLike, what: str) -> str:
+    """A secret from `path`, which must belong to this user and be unreadable by others:
+    a file anyone could have written would let them sign what we unpickle."""
     path = Path(path)
     try:
         st = path.stat()
         text = path.read_text()
     except OSError as exc:
-        raise UsageError(f"cannot read the run key file {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror}") from None
     if st.st_uid != os.getuid() or st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UsageError(f"run key file {path} must belong to you and be private (chmod 600)")
+        raise UsageError(f"{what} file {path} must belong to you and be private (chmod 600)")
+    return text.strip()
+
+
+def url_file(key_file: str | os.PathLike) -> Path:
+    """Where a run with a private server writes its URL (password included): beside its key."""
+    return Path(key_file).with_name("redis.url")
+
+
+def write_key_file(path: str | os.PathLike, key: bytes) -> None:
+    write_private(path, key.hex())
+
+
+def read_key_file(path: str | os.PathLike) -> bytes:
+    text = read_private(path, "run key")
     try:
-        return bytes.fromhex(text.strip())
+        return bytes.fromhex(text)
     except ValueError:
         raise UsageError(f"run key file {path} does not hold a hex key") from None
