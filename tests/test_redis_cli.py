@@ -4,11 +4,19 @@ exit 2 before the run starts; `--redis auto` runs end to end and leaves no key f
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import redis
+from conftest import ROOT
 
 from hpcflow import UsageError, run
 from hpcflow.batch.submit import make_job
+from hpcflow.transports.redis.keys import RunKeys
 from hpcflow.transports.redis.server import PrivateServer
 from hpcflow.workflows.pipeline import build
 
@@ -61,3 +69,26 @@ def test_run_with_a_private_server(cli, tmp_path, redis_server):
 def test_a_job_of_several_nodes_with_a_private_server_points_workers_at_the_run_directory(tmp_path):
     job = make_job(workflow="pipeline", mapping="dyn_redis", cpus=8, nodes=2, run_dir=tmp_path / "r", redis_url="auto")
     assert job.worker_command[-6:] == ("--redis-url", "auto", "--run", "r", "--run-dir", str(tmp_path / "r"))
+
+
+def test_sigterm_drains_a_redis_run_and_deletes_its_keys(tmp_path, redis_server):
+    run_dir = tmp_path / "term"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "hpcflow", "run", "pipeline", "-p", "items=100000", "-p", "latency=0.01",
+           "-p", "stateful=true", "--mapping", "hybrid_redis", "--cpus", "6", "--oversubscribe",
+           "--redis-url", redis_server, "--run-dir", str(run_dir)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    r = redis.Redis.from_url(redis_server)
+    deadline = time.monotonic() + 30
+    while not r.keys(RunKeys("term").pattern) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let items flow
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    fed = metrics["items"]["Source"]
+    assert 0 < fed < 100_000
+    outputs = [json.loads(line) for line in (run_dir / "outputs.jsonl").read_text().splitlines()]
+    assert [(o["pe"], o["data"]["total"]) for o in outputs] == [("Total", fed)]
+    assert r.keys(RunKeys("term").pattern) == []

@@ -115,7 +115,7 @@ class Coordinator:
         self.term = Termination(plan.order, upstream, finalizers)
         for root, feed in self.feeds.items():
             self.term.created(root, feed.remaining)
-        self.hosted = {}  # (pe, instance) -> the worker pinned to it
+        self.hosted: dict[tuple[str, int], Worker] = {}  # (pe, instance) -> the worker pinned to it
         self.workers: dict[int, Worker] = {}
         self.stats = Stats()
         self.failure: HpcflowError | None = None

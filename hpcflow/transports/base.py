@@ -97,8 +97,8 @@ class Broker(ABC):
     @abstractmethod
     def poll(self, timeout: float) -> list[tuple[int, tuple]]:
         """Events, waiting up to `timeout` seconds for the first: protocol messages from
-        workers, `(EXITED, why)` for a worker gone, `(JOINED, host, pid)` for a worker
-        that joined the run from elsewhere."""
+        workers, `(EXITED, why)` for a worker gone (after every message it sent), and
+        `(JOINED, group, host, pid)` for a worker that joined the run from elsewhere."""
 
     @abstractmethod
     def submit(self, chunk: Chunk) -> None:
