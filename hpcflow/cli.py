@@ -165,7 +165,7 @@ def run_cmd(
         log.info("%s", done)
         if not quiet:
             click.echo(f"hpcflow: {done}", err=True)
-        click.echo(str(path))
+        click.echo(str(path.absolute()))
     finally:
         _detach(log, handler)
 

@@ -258,11 +258,13 @@ class Coordinator:
                     self.to_finalize.discard(host)
                     w.finalizing = host
                     w.state = BUSY
+                    w.activate(time.perf_counter())
                     self.send(w, (FINALIZE, *host))
                     continue
             if chunks:
                 w.lease = chunks
                 w.state = BUSY
+                w.activate(time.perf_counter())
                 self.send(w, (WORK, chunks))
 
     def finalize_ready(self) -> None:
@@ -317,8 +319,11 @@ class Coordinator:
         w.lease = None
         w.state = IDLE
         w.idle_since = now
-        if w.pool and self.scaler is not None and self.active_pool() > self.scaler.target:
-            self.park(w, now)  # the pool is above target: park it now rather than at the next step
+        if self.scaler is not None:
+            if w.pool and self.active_pool() > self.scaler.target:
+                self.park(w, now)  # the pool is above target: park it now rather than at the next step
+            elif not w.pool and not self.pinned_queues[w.hosts[0]]:
+                w.deactivate(now)  # a pinned instance with nothing queued waits like a parked worker
         if w.finalizing is not None:
             self.term.finalized(*w.finalizing)
             w.finalizing = None
