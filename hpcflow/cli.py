@@ -194,7 +194,7 @@ def run_cmd(
         log.info("%s", done)
         if not quiet:
             click.echo(f"hpcflow: {done}", err=True)
-        click.echo(str(path))
+        click.echo(str(path.absolute()))
     finally:
         _detach(log, handler)
 

@@ -86,8 +86,7 @@ def main() -> None:
         tail = statistics.median(getattr(m, "tail_s", 0.0) for m in runs)
         rows.append((mapping, rt, tail))
 
-    print(f"no-op {STAGES}-stage pipeline, {args.items} items, {args.processes} processes, "
-          f"median of {args.repeats}")
+    print(f"no-op {STAGES}-stage pipeline, {args.items} items, {args.processes} processes, median of {args.repeats}")
     print(f"{'mapping':<28} {'runtime s':>10} {'tasks/s':>10} {'x ref':>7} {'tail s':>8}")
     for name, rt, tail in rows:
         rate = tasks / rt

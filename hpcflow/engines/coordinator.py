@@ -116,6 +116,7 @@ class Coordinator:
         for root, feed in self.feeds.items():
             self.term.created(root, feed.remaining)
         self.hosted: dict[tuple[str, int], Worker] = {}  # (pe, instance) -> the worker pinned to it
+        self.waiting: Counter[tuple[str, int]] = Counter()  # tasks for each pinned instance not yet done
         self.workers: dict[int, Worker] = {}
         self.stats = Stats()
         self.failure: HpcflowError | None = None
@@ -168,6 +169,12 @@ class Coordinator:
             n, blob = feed.take(chunk_limit(self.service_s(root)))
             feed.in_flight = True
             self.broker.submit(Chunk(root, 0, n, blob))
+            self.expect((root, 0), n)
+
+    def expect(self, host: tuple[str, int], n: int) -> None:
+        """`n` more tasks for a pinned instance: it is active until they are done."""
+        self.waiting[host] += n
+        self.hosted[host].activate(time.perf_counter())
 
     def finalize_ready(self) -> None:
         for pe in self.term.ready_to_finalize():
@@ -175,6 +182,7 @@ class Coordinator:
                 if host[0] == pe:
                     w = self.hosted[host]
                     w.finalizing = host
+                    w.activate(time.perf_counter())
                     self.broker.send(w.id, (FINALIZE, *host))
 
     # -- events --------------------------------------------------------------
@@ -208,6 +216,8 @@ class Coordinator:
     def on_report(self, w: Worker, report: Report) -> None:
         for c in report.outputs:
             self.term.created(c.pe, c.count)
+            if c.instance is not None:
+                self.expect((c.pe, c.instance), c.count)
         self.broker.accept(w.id, report)
         for pe, n, busy in report.stats:
             self.term.completed(pe, n)
@@ -222,8 +232,13 @@ class Coordinator:
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
         self.last_report = now = time.perf_counter()
-        if w.pool and self.scaler is not None and self.active_pool() > self.scaler.target:
-            self.park(w, now)  # the pool is above target: park it now rather than at the next step
+        if not w.pool:
+            self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
+        if self.scaler is not None:
+            if w.pool and self.active_pool() > self.scaler.target:
+                self.park(w, now)  # the pool is above target: park it now rather than at the next step
+            elif not w.pool and not self.waiting[w.hosts[0]]:
+                w.deactivate(now)  # a pinned instance with nothing queued waits like a parked worker
         if w.finalizing is not None:
             self.term.finalized(*w.finalizing)
             w.finalizing = None
