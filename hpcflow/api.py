@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import transports
 from .batch.allocation import detect_allocation
 from .graph import WorkflowGraph
 from .inputs import normalize_inputs
@@ -48,6 +49,7 @@ def prepare(
     elif processes is None:
         processes = detect_allocation().cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
+    transports.check(spec.transport, opts)
     return Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
 
 

@@ -29,6 +29,7 @@ from .report import write_report
 from .rundir import attach_log, new_run_dir, run_dir_name, write_result
 from .settings import COMMAND_LINE, autoscale_text, resolve
 from .sweep import SweepRun, load_sweep
+from .transports import REDIS, find_server_binary
 from .workflows import load_workflow
 
 
@@ -113,7 +114,16 @@ AUTOSCALE_OPTION = click.option(
 @AUTOSCALE_OPTION
 @click.option("--inputs", default=None, help="JSON or a JSON file: an int or {pe: int | [dicts]}.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where results go.")
-@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option(
+    "--redis-url", default=None, help="Redis server for the *_redis mappings: redis://[:password@]host:port/db."
+)
+@click.option(
+    "--redis",
+    "redis_auto",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="auto: start a private redis-server for the run (the default of the *_redis mappings).",
+)
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
 @click.option(
@@ -135,6 +145,7 @@ def run_cmd(
     inputs,
     run_dir,
     redis_url,
+    redis_auto,
     on_error,
     start_method,
     oversubscribe,
@@ -147,11 +158,14 @@ def run_cmd(
     configs/default.yaml (WORKFLOW too). With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
     with --cpus ranks."""
-    flags = dict(workflow=workflow, mapping=mapping, cpus=cpus, autoscale=autoscale, redis_url=redis_url)
+    if redis_url and redis_auto:
+        raise UsageError("give --redis-url or --redis auto, not both")
+    flags = dict(workflow=workflow, mapping=mapping, cpus=cpus, autoscale=autoscale, redis_url=redis_url or redis_auto)
     settings = resolve({**flags, "params": parse_params(params)}, config_file, built_in={"mapping": "simple"})
     workflow, mapping, cpus, params = settings.require_workflow(), settings.mapping, settings.cpus, settings.params
+    redis_url = settings.redis_url
     feed = parse_inputs(inputs)
-    get_mapping(mapping)
+    spec = get_mapping(mapping)
     check_cpus(cpus, mapping, oversubscribe, detect_allocation(), source=settings.sources.get("cpus"))
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
@@ -166,9 +180,14 @@ def run_cmd(
         wf = load_workflow(workflow, params, run_dir=str(path))
         extra = {**wf.info, "config": settings.to_dict()}
         options = dict(workflow=wf.name, params=params, extra_metrics=extra, on_error=on_error)
-        for key in ("autoscale", "redis_url"):
-            if getattr(settings, key) is not None:
-                options[key] = getattr(settings, key)
+        if settings.autoscale is not None:
+            options["autoscale"] = settings.autoscale
+        if redis_url:
+            options["redis_url"] = redis_url
+        if spec.transport == REDIS:  # `hpcflow worker --run <run directory name>` joins it
+            from .transports.redis.keys import run_id_of
+
+            options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
         if start_method:
             options["start_method"] = start_method
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
@@ -205,7 +224,7 @@ def run_cmd(
         log.info("%s", done)
         if not quiet:
             click.echo(f"hpcflow: {done}", err=True)
-        click.echo(str(path))
+        click.echo(str(path.absolute()))
     finally:
         _detach(log, handler)
 
@@ -338,7 +357,7 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
         failed = f", {outcome.failed} failed" if outcome.failed else ""
         summary = outcome.output / "summary.md"
         click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}", err=True)
-    click.echo(str(outcome.output))
+    click.echo(str(outcome.output.absolute()))
 
 
 @cli.command("report")
@@ -348,6 +367,37 @@ def report_cmd(results):
     print each file written."""
     for path in write_report(Path(results)):
         click.echo(str(path))
+
+
+@cli.command("worker")
+@click.option(
+    "--redis-url",
+    required=True,
+    help="The run's Redis server: redis://[:password@]host:port/db, or auto for its private server.",
+)
+@click.option("--run", "run_id", required=True, help="The run to join: its run directory's name.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --redis-url auto: the run directory [default: runs/RUN].",
+)
+@click.option("-n", "--cpus", type=int, default=None, help="Workers to start [default: the allocation's CPUs].")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The run's key [default: $HPCFLOW_RUN_KEY, else the run.key file the run wrote].",
+)
+@click.option(
+    "--wait", "wait_s", type=float, default=60.0, show_default=True, help="Seconds to wait for the run to start."
+)
+def worker_cmd(redis_url, run_id, run_dir, cpus, key_file, wait_s):
+    """Join a running *_redis run (dynamic or hybrid) with pool workers on this node."""
+    from .transports.redis.join import join_run
+
+    n = join_run(redis_url, run_id, cpus or detect_allocation().cpus, key_file, wait_s, run_dir)
+    click.echo(f"hpcflow: {n} worker(s) served run {run_id}", err=True)
 
 
 @cli.command("mappings")
@@ -371,7 +421,7 @@ def info_cmd(as_json: bool) -> None:
         "mpi4py": find_spec("mpi4py") is not None,
         "mpiexec": shutil.which("mpiexec"),
         "redis_py": find_spec("redis") is not None,
-        "redis_server": shutil.which("redis-server"),
+        "redis_server": find_server_binary(),
         "sbatch": shutil.which("sbatch"),
         "qsub": shutil.which("qsub"),
     }

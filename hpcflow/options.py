@@ -16,7 +16,9 @@ START_METHODS = ("fork", "spawn", "forkserver")
 @dataclass
 class Options:
     autoscale: Any = None  # policy name, or {"policy": name, **parameters}
-    redis_url: str | None = None
+    redis_url: str | None = None  # redis://[:password@]host:port/db, or "auto": a private server (the default)
+    run_id: str | None = None  # names the run's Redis keys, for `hpcflow worker --run` (default: random)
+    key_file: str | None = None  # where a Redis run writes its message key (0600) for `hpcflow worker`
     start_method: str | None = None  # fork by default on Linux
     on_error: str = "fail"  # fail | skip | retry:N[,skip]
     collect: bool = True  # gather unconnected outputs into the result

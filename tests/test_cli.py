@@ -87,7 +87,7 @@ def test_run_writes_a_run_directory_and_prints_it_last(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     (name,) = run_dirs(tmp_path)
     assert name.endswith("-pipeline-simple")
-    assert out.stdout.splitlines() == [f"runs/{name}"]
+    assert out.stdout.splitlines() == [str(tmp_path / "runs" / name)]  # absolute: batch logs name it
     run_dir = tmp_path / "runs" / name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["workflow"], metrics["mapping"]) == ("pipeline", "simple")
@@ -105,7 +105,11 @@ def test_run_writes_a_run_directory_and_prints_it_last(cli, tmp_path):
 
 
 def test_quiet_silences_progress(in_process, tmp_path):
-    assert in_process("run", "pipeline", "-p", "items=3", "--quiet", "--run-dir", "here") == (0, "here\n", "")
+    assert in_process("run", "pipeline", "-p", "items=3", "--quiet", "--run-dir", "here") == (
+        0,
+        f"{tmp_path}/here\n",
+        "",
+    )
     assert (tmp_path / "here" / "metrics.json").exists()
 
 

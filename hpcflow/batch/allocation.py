@@ -35,7 +35,8 @@ class Allocation:
             object.__setattr__(self, "total_cpus", self.cpus * self.nodes)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON will read it back (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def affinity_cpus() -> int:

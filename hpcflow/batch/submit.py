@@ -57,6 +57,8 @@ def make_job(
         launcher.append("--oversubscribe")
     batch = batch or BatchConfig()
     workers = (*hpcflow, "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
+    if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
+        workers += ("--run-dir", str(run_dir))
     return JobSpec(
         name=f"hpcflow-{safe_name(workflow)}",
         workdir=(workdir or Path.cwd()).absolute(),

@@ -1,14 +1,14 @@
-"""The multi-process engine on shared memory: static, dynamic and hybrid placements.
+"""The multi-process engine: static, dynamic and hybrid placements, on any broker.
 
 One coordinator (the calling process) and one process per pinned PE instance plus a
 pool of workers. The plan decides the placement: `multi` pins every instance, `dyn_*`
 pins only the roots (each called in order by one instance) and pools the rest, and
-`hybrid_*` also pins every stateful instance. The coordinator is the broker: it keeps the
-queued chunks (private queues for pinned instances, one shared queue per pool PE), hands
-work to idle workers over a pipe each, counts every task for exact termination, replays
-the chunks of a pool worker that died, throttles the roots when too much is queued, and
-parks and wakes pool workers when an auto-scaler is given. A worker waiting for work
-blocks in a pipe read: no polling, no CPU.
+`hybrid_*` also pins every stateful instance. The coordinator is the scheduler: it feeds
+the roots (throttled when too much is queued), counts every task for exact termination,
+finalizes PEs in topological order, replaces a pool worker that died (its broker
+replays the chunks it held), parks and wakes pool workers when an auto-scaler is given,
+and records the metrics. How chunks travel is the broker's business (transports/): in
+memory with a pipe per worker (`*_multi`), or Redis streams (`*_redis`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
@@ -27,32 +26,15 @@ from ..errors import HpcflowError, RunAborted
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
-from .protocol import (
-    BYE,
-    DONE,
-    FAILED,
-    FINALIZE,
-    MAX_CHUNK,
-    READY,
-    STOP,
-    WORK,
-    Chunk,
-    Report,
-    chunk_limit,
-    dumps,
-    loads,
-)
+from ..transports import make_broker
+from ..transports.base import pool_pes
+from .protocol import BYE, DONE, EXITED, FAILED, FINALIZE, JOINED, READY, STOP, Chunk, Report, chunk_limit, dumps, loads
 from .termination import Termination
-from .worker import worker_main
 
-DISPATCH_TARGET_S = 0.01  # work handed to a pool worker at once: small enough to balance
-PINNED_DISPATCH_TASKS = MAX_CHUNK  # what a worker holds comes back as outputs: bounds memory
 SAMPLE_S = 0.1  # timeline (and auto-scaler) sampling interval
+STOP_WAIT_S = 10  # how long stopping workers may take to say goodbye before they are killed
 
-STARTING, IDLE, BUSY, PARKED, STOPPING, EXITED = "starting", "idle", "busy", "parked", "stopping", "exited"
-
-
-MAX_REPLAYS = 2  # a chunk that killed this many workers is not given out again
+STARTING, RUNNING, STOPPING, EXITED_STATE = "starting", "running", "stopping", "exited"
 
 
 @dataclass
@@ -60,20 +42,17 @@ class Worker:
     id: int
     hosts: list[tuple[str, int]]  # the (pe, instance) it runs: one if pinned, every pool PE if not
     pool: bool
-    proc: Any
-    conn: Connection
+    joined: bool = False  # started by `hpcflow worker`, maybe on another node
     state: str = STARTING
-    lease: list[Chunk] | None = None
     finalizing: tuple[str, int] | None = None
     active_since: float | None = None
     active_s: float = 0.0
     cpu_s: float = 0.0
     parked: bool = False  # an auto-scaled pool worker not given work; not active
-    idle_since: float = 0.0
 
     @property
     def alive(self) -> bool:
-        return self.state != EXITED
+        return self.state != EXITED_STATE
 
     def activate(self, now: float) -> None:
         if self.active_since is None:
@@ -114,7 +93,6 @@ class Stats:
     sinks: list = field(default_factory=list)
     timeline: list = field(default_factory=list)
     replaced: int = 0
-    peak_queued: int = 0
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
 
@@ -128,26 +106,18 @@ class Coordinator:
         self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool) if job.mapping.autoscale else None
         self.service_times = ServiceTimes()
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
-        self.pe_index = {n: i for i, n in enumerate(plan.order)}
-        self.service = self.ctx.RawArray("d", len(plan.order))
-        pinned_pes = {pe for pe, _ in plan.pinned}
-        self.pool_pes = [n for n in plan.order if n not in pinned_pes]
-        self.pool_priority = self.pool_pes[::-1]  # downstream first: drains, bounds memory
-        self.pool_queues: dict[str, deque[Chunk]] = {n: deque() for n in self.pool_pes}
-        self.capacity = {n: plan.pool if n in self.pool_queues else plan.instances[n] for n in plan.order}
-        self.pinned_queues: dict[tuple[str, int], deque[Chunk]] = {h: deque() for h in plan.pinned}
-        self.queued = 0
-        self.queued_by_pe: Counter = Counter()
+        self.broker = make_broker(job, self.ctx)
+        self.pool_pes = pool_pes(plan)
+        self.capacity = {n: plan.pool if n in self.pool_pes else plan.instances[n] for n in plan.order}
         self.feeds = {r: Feed(job.feeds[r]) for r in plan.roots}
         upstream = {n: self.graph.predecessors(n) for n in plan.order}
         finalizers = Counter(pe for pe, _ in plan.pinned)
         self.term = Termination(plan.order, upstream, finalizers)
         for root, feed in self.feeds.items():
             self.term.created(root, feed.remaining)
-        self.to_finalize: set[tuple[str, int]] = set()
+        self.hosted: dict[tuple[str, int], Worker] = {}  # (pe, instance) -> the worker pinned to it
+        self.waiting: Counter[tuple[str, int]] = Counter()  # tasks for each pinned instance not yet done
         self.workers: dict[int, Worker] = {}
-        self.replays: Counter = Counter()  # id(chunk) -> workers it was leased to that died
-        self.next_id = 0
         self.stats = Stats()
         self.failure: HpcflowError | None = None
         self.signalled: int | None = None
@@ -158,131 +128,76 @@ class Coordinator:
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
         hosts = [pinned] if pinned else [(pe, 0) for pe in self.pool_pes]
-        ours, theirs = self.ctx.Pipe(duplex=True)
-        fork = self.ctx.get_start_method() == "fork"
-        close = [ours] + [w.conn for w in self.workers.values() if w.alive] if fork else []
-        proc = self.ctx.Process(
-            target=worker_main,
-            args=(theirs, self.graph, self.plan, self.options, hosts, self.service, close),
-            name=f"hpcflow-{pinned[0]}[{pinned[1]}]" if pinned else f"hpcflow-worker-{self.next_id}",
-            daemon=True,
-        )
-        proc.start()
-        theirs.close()
-        w = Worker(self.next_id, hosts, pinned is None, proc, ours)
+        w = Worker(self.broker.new_worker_id(), hosts, pinned is None)
+        name = f"hpcflow-{pinned[0]}[{pinned[1]}]" if pinned else f"hpcflow-worker-{w.id}"
+        self.broker.start_worker(w.id, hosts, name)
         w.activate(time.perf_counter())
-        self.next_id += 1
         self.workers[w.id] = w
+        if pinned:
+            self.hosted[pinned] = w
         return w
 
-    def send(self, w: Worker, msg: tuple) -> None:
-        try:
-            w.conn.send_bytes(dumps(msg))
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            pass  # its death is handled through its sentinel
-
-    # -- queues --------------------------------------------------------------
-    def enqueue(self, c: Chunk, front: bool = False) -> None:
-        q = self.pool_queues[c.pe] if c.instance is None else self.pinned_queues[(c.pe, c.instance)]
-        q.appendleft(c) if front else q.append(c)
-        self.queued += c.count
-        if self.queued > self.stats.peak_queued:
-            self.stats.peak_queued = self.queued
-        self.queued_by_pe[c.pe] += c.count
-
-    def _dequeue(self, q: deque[Chunk]) -> Chunk:
-        c = q.popleft()
-        self.queued -= c.count
-        self.queued_by_pe[c.pe] -= c.count
-        return c
+    def join(self, wid: int) -> None:
+        """A worker started by `hpcflow worker` joined the pool."""
+        w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True)
+        w.activate(time.perf_counter())
+        self.workers[wid] = w
+        if self.scaler is not None:
+            self.scaler.max_workers += 1
 
     def service_s(self, pe: str) -> float:
-        return self.service[self.pe_index[pe]]
-
-    def pool_work(self) -> list[Chunk]:
-        """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
-        work, so no worker holds much more than that while others idle; while a PE's
-        speed is unknown, one chunk (of one task) at a time."""
-        chunks: list[Chunk] = []
-        est = 0.0
-        for pe in self.pool_priority:
-            q = self.pool_queues[pe]
-            svc = self.service_s(pe)
-            while q:
-                if chunks and est >= DISPATCH_TARGET_S:
-                    return chunks
-                c = self._dequeue(q)
-                chunks.append(c)
-                est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
-        return chunks
+        return self.service_times.get(pe) or 0.0
 
     def backlogged(self) -> bool:
         """Whether the roots must wait: too many tasks queued, or a PE with more queued
         work per instance than max_backlog_s (bounds memory, latency and the drain on
         SIGTERM whatever the PEs' speeds)."""
-        if self.queued >= self.options.max_queued:
+        if self.broker.queued >= self.options.max_queued:
             return True
         limit = self.options.max_backlog_s
-        for pe, n in self.queued_by_pe.items():
+        for pe, n in self.broker.queued_by_pe.items():
             if n and n * self.service_s(pe) > limit * self.capacity[pe]:
                 return True
         return False
 
-    def pinned_work(self, host: tuple[str, int]) -> list[Chunk]:
-        pe, _ = host
-        feed = self.feeds.get(pe)
-        if feed is not None:
+    def feed_roots(self) -> None:
+        """Give each root its next chunk of inputs once its last one is done: a root is
+        called in order, one chunk at a time, and waits while the run is backlogged."""
+        for root, feed in self.feeds.items():
             if feed.in_flight or feed.remaining == 0 or self.backlogged():
-                return []
-            n, blob = feed.take(chunk_limit(self.service_s(pe)))
+                continue
+            n, blob = feed.take(chunk_limit(self.service_s(root)))
             feed.in_flight = True
-            return [Chunk(pe, 0, n, blob)]
-        q = self.pinned_queues[host]
-        chunks, tasks = [], 0
-        while q and tasks < PINNED_DISPATCH_TASKS:
-            c = self._dequeue(q)
-            chunks.append(c)
-            tasks += c.count
-        return chunks
+            self.broker.submit(Chunk(root, 0, n, blob))
+            self.expect((root, 0), n)
 
-    # -- dispatch ------------------------------------------------------------
-    def dispatch(self) -> None:
-        idle = [w for w in self.workers.values() if w.state == IDLE and not w.parked]
-        for w in idle:
-            if w.pool:
-                chunks = self.pool_work()
-            else:
-                host = w.hosts[0]
-                chunks = self.pinned_work(host)
-                if not chunks and host in self.to_finalize:
-                    self.to_finalize.discard(host)
-                    w.finalizing = host
-                    w.state = BUSY
-                    self.send(w, (FINALIZE, *host))
-                    continue
-            if chunks:
-                w.lease = chunks
-                w.state = BUSY
-                self.send(w, (WORK, chunks))
+    def expect(self, host: tuple[str, int], n: int) -> None:
+        """`n` more tasks for a pinned instance: it is active until they are done."""
+        self.waiting[host] += n
+        self.hosted[host].activate(time.perf_counter())
 
     def finalize_ready(self) -> None:
         for pe in self.term.ready_to_finalize():
             for host in self.plan.pinned:
                 if host[0] == pe:
-                    self.to_finalize.add(host)
+                    w = self.hosted[host]
+                    w.finalizing = host
+                    w.activate(time.perf_counter())
+                    self.broker.send(w.id, (FINALIZE, *host))
 
     # -- events --------------------------------------------------------------
-    def on_message(self, w: Worker) -> None:
-        try:
-            msg = loads(w.conn.recv_bytes())
-        except (EOFError, OSError):
-            self.on_exit(w)
-            return
+    def on_event(self, wid: int, msg: tuple) -> None:
         kind = msg[0]
+        if kind == JOINED:
+            self.join(wid)
+            return
+        w = self.workers.get(wid)
+        if w is None or not w.alive:
+            return  # a late message of a worker already written off
         if kind == READY:
             w.cpu_s = msg[1]
-            w.state = IDLE
-            w.idle_since = time.perf_counter()
+            if w.state == STARTING:
+                w.state = RUNNING
             if self.started_at is None and all(x.state != STARTING for x in self.workers.values()):
                 self.started_at = time.perf_counter()
         elif kind == DONE:
@@ -295,50 +210,47 @@ class Coordinator:
         elif kind == BYE:
             w.cpu_s = msg[1]
             w.state = STOPPING
+        elif kind == EXITED:
+            self.on_exit(w, msg[1])
 
     def on_report(self, w: Worker, report: Report) -> None:
         for c in report.outputs:
             self.term.created(c.pe, c.count)
-            self.enqueue(c)
-        for c in w.lease or ():
-            self.term.completed(c.pe, c.count)
-            feed = self.feeds.get(c.pe)
-            if feed is not None:
-                feed.in_flight = False
+            if c.instance is not None:
+                self.expect((c.pe, c.instance), c.count)
+        self.broker.accept(w.id, report)
         for pe, n, busy in report.stats:
+            self.term.completed(pe, n)
+            feed = self.feeds.get(pe)
+            if feed is not None and n:
+                feed.in_flight = False
             self.stats.items[pe] += n
             if n:
                 self.service_times.record(pe, busy / n)
-                self.service[self.pe_index[pe]] = self.service_times.get(pe)
+                self.broker.publish_service(pe, self.service_times.get(pe))
         self.stats.sinks.extend(report.sinks)
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
         self.last_report = now = time.perf_counter()
-        w.lease = None
-        w.state = IDLE
-        w.idle_since = now
-        if w.pool and self.scaler is not None and self.active_pool() > self.scaler.target:
-            self.park(w, now)  # the pool is above target: park it now rather than at the next step
+        if not w.pool:
+            self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
+        if self.scaler is not None:
+            if w.pool and self.active_pool() > self.scaler.target:
+                self.park(w, now)  # the pool is above target: park it now rather than at the next step
+            elif not w.pool and not self.waiting[w.hosts[0]]:
+                w.deactivate(now)  # a pinned instance with nothing queued waits like a parked worker
         if w.finalizing is not None:
             self.term.finalized(*w.finalizing)
             w.finalizing = None
             w.state = STOPPING  # a finalized instance has nothing more to do
-            self.send(w, (STOP,))
+            self.broker.send(w.id, (STOP,))
 
-    def on_exit(self, w: Worker) -> None:
-        if w.state == EXITED:
-            return
-        now = time.perf_counter()
-        w.proc.join(timeout=1)
-        w.deactivate(now)
+    def on_exit(self, w: Worker, why: str) -> None:
+        w.deactivate(time.perf_counter())
         expected = w.state == STOPPING or self.failure is not None
-        lost = w.lease
-        w.state = EXITED
-        w.conn.close()
+        w.state = EXITED_STATE
         if expected:
             return
-        code = w.proc.exitcode
-        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if not w.pool:
             pe, inst = w.hosts[0]
             self.failure = RunAborted(
@@ -346,18 +258,14 @@ class Coordinator:
                 "recovered, so the run stops"
             )
             return
-        for c in lost or []:
-            self.replays[id(c)] += 1
-            if self.replays[id(c)] >= MAX_REPLAYS:
-                self.failure = RunAborted(
-                    f"a chunk of {c.count} item(s) for PE {c.pe} was running in {MAX_REPLAYS} workers "
-                    f"that died (last: {why}); not retrying it"
-                )
-                return
-        for c in reversed(lost or []):  # replayed whole: the dead worker sent none of its outputs
-            self.enqueue(c, front=True)
+        try:
+            self.broker.recover(w.id, why)
+        except RunAborted as exc:
+            self.failure = exc
+            return
         self.stats.replaced += 1
-        self.start_worker()
+        if not w.joined:  # a joined node's worker is not replaced by one on this node
+            self.start_worker()
 
     # -- auto-scaling --------------------------------------------------------
     def pool_workers(self) -> list[Worker]:
@@ -369,20 +277,22 @@ class Coordinator:
     def park(self, w: Worker, now: float) -> None:
         w.parked = True
         w.deactivate(now)
+        self.broker.park(w.id)
 
     def wake(self, w: Worker, now: float) -> None:
         w.parked = False
         w.activate(now)
-        w.idle_since = now
+        self.broker.wake(w.id)
 
     def autoscale(self, now: float) -> None:
         """One step of the auto-scaler: wake parked workers up to its target, or park
         idle ones down to it; a busy worker is never interrupted."""
         pool = self.pool_workers()
         active = [w for w in pool if not w.parked]
-        busy = [w for w in active if w.state == BUSY]
-        idle = [w for w in active if w.state != BUSY]
-        queued_by_pe = {pe: self.queued_by_pe[pe] for pe in self.pool_pes if self.queued_by_pe[pe]}
+        idle_for = self.broker.idle_times([w.id for w in active], now)  # None: running a task
+        busy = [w for w in active if idle_for[w.id] is None]
+        idle = [w for w in active if idle_for[w.id] is not None]
+        queued_by_pe = {pe: n for pe in self.pool_pes if (n := self.broker.queued_by_pe[pe])}
         obs = Observation(
             t=now - self.t0,
             queued=sum(queued_by_pe.values()),
@@ -390,14 +300,14 @@ class Coordinator:
             busy=len(busy),
             queued_by_pe=queued_by_pe,
             service_s=self.service_times.snapshot(),
-            idle_s=sum(now - w.idle_since for w in idle) / len(active) if active else 0.0,
+            idle_s=sum(idle_for[w.id] for w in idle) / len(active) if active else 0.0,
         )
         target = self.scaler.step(obs)
         if target > len(active):
             for w in [w for w in pool if w.parked][: target - len(active)]:
                 self.wake(w, now)
         elif target < len(active):
-            idle.sort(key=lambda w: w.idle_since)  # the longest idle first
+            idle.sort(key=lambda w: -idle_for[w.id])  # the longest idle first
             for w in idle[: len(active) - target]:
                 self.park(w, now)
 
@@ -421,6 +331,7 @@ class Coordinator:
         self.t0 = time.perf_counter()
         handlers = self._install_signal_handlers()
         try:
+            self.broker.open()
             for host in self.plan.pinned:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
@@ -431,8 +342,11 @@ class Coordinator:
                     self.park(w, now)
             self.loop()
         finally:
-            self.shutdown()
-            self._restore_signal_handlers(handlers)
+            try:
+                self.shutdown()
+            finally:
+                self.broker.close()
+                self._restore_signal_handlers(handlers)
         end = time.perf_counter()
         self.stats.startup_s = (self.started_at or end) - self.t0
         self.stats.tail_s = end - max(self.last_report, self.t0)
@@ -453,23 +367,14 @@ class Coordinator:
             if self.scaler is not None and now >= next_scale:
                 self.autoscale(now)
                 next_scale = now + interval
-            self.dispatch()
+            self.feed_roots()
+            self.broker.dispatch()
             if now >= next_sample:
                 self.sample(now)
                 next_sample = now + SAMPLE_S
-            live = [w for w in self.workers.values() if w.alive]
-            waitables = {w.conn: w for w in live}
-            sentinels = {w.proc.sentinel: w for w in live}
             timeout = max(0.0, min(next_sample, next_scale) - time.perf_counter())
-            ready = wait(list(waitables) + list(sentinels), timeout=timeout)
-            for obj in ready:
-                if obj in waitables:
-                    self.on_message(waitables[obj])
-            for obj in ready:
-                if obj in sentinels:
-                    w = sentinels[obj]
-                    if w.alive and not w.conn.poll():
-                        self.on_exit(w)
+            for wid, msg in self.broker.poll(timeout):
+                self.on_event(wid, msg)
         if self.failure is None and self.signalled is not None:
             name = signal.Signals(self.signalled).name
             self.failure = RunAborted(
@@ -478,45 +383,36 @@ class Coordinator:
 
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
-        self.stats.timeline.append([round(now - self.t0, 4), active, self.queued])
+        self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
 
     def shutdown(self) -> None:
-        """Stop every worker: STOP and wait for BYE normally, kill them after a failure."""
+        """Stop every worker: STOP and wait for it to exit normally, kill it after a
+        failure (or when it takes longer than STOP_WAIT_S)."""
         live = [w for w in self.workers.values() if w.alive]
         if self.failure is not None:
-            for w in live:
-                if w.proc.is_alive():
-                    w.proc.kill()
+            self.broker.kill([w.id for w in live])
         else:
             for w in live:
                 if w.state != STOPPING:
                     w.state = STOPPING
-                    self.send(w, (STOP,))
-        deadline = time.perf_counter() + 10
+                    self.broker.send(w.id, (STOP,))
+        deadline = time.perf_counter() + STOP_WAIT_S
         while any(w.alive for w in self.workers.values()):
-            live = [w for w in self.workers.values() if w.alive]
-            conns = {w.conn: w for w in live}
-            sentinels = {w.proc.sentinel: w for w in live}
-            ready = wait(list(conns) + list(sentinels), timeout=max(0.0, deadline - time.perf_counter()))
-            if not ready:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                live = [w for w in self.workers.values() if w.alive]
+                self.broker.kill([w.id for w in live])
                 for w in live:
-                    w.proc.kill()
-                    self.on_exit(w)
+                    self.on_exit(w, "killed after the run")
                 break
-            for obj in ready:
-                w = conns.get(obj) or sentinels.get(obj)
-                if not w.alive:
+            for wid, msg in self.broker.poll(left):
+                w = self.workers.get(wid)
+                if w is None or not w.alive:
                     continue
-                if obj in conns:
-                    try:
-                        msg = loads(w.conn.recv_bytes())
-                    except (EOFError, OSError):
-                        self.on_exit(w)
-                        continue
-                    if msg[0] in (BYE, FAILED):
-                        w.cpu_s = msg[-1]
-                else:
-                    self.on_exit(w)
+                if msg[0] in (BYE, FAILED):
+                    w.cpu_s = msg[-1]
+                elif msg[0] == EXITED:
+                    self.on_exit(w, msg[1])
 
     def outcome(self, runtime: float, coordinator_cpu: float) -> Outcome:
         outputs: dict[str, dict[str, list]] = {}
@@ -529,14 +425,16 @@ class Coordinator:
             items=dict(self.stats.items),
             runtime_s=runtime,
             process_time_s=sum(w.active_s for w in workers),
-            cpu_time_s=sum(w.cpu_s for w in workers) + coordinator_cpu,
+            cpu_time_s=sum(w.cpu_s for w in workers) + coordinator_cpu + self.broker.cpu_s(),
             timeline=self.stats.timeline,
             errors=self.stats.errors,
             extra={
                 "coordinator_cpu_s": round(coordinator_cpu, 4),
                 "workers_started": len(workers),
+                "workers_joined": sum(1 for w in workers if w.joined),
                 "workers_replaced": self.stats.replaced,
-                "peak_queued": self.stats.peak_queued,
+                "peak_queued": self.broker.peak_queued,
+                **self.broker.metrics(),
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
                 **self.autoscale_metrics(),

@@ -1,4 +1,4 @@
-"""The units the coordinator and the workers exchange.
+"""The units and messages the coordinator and the workers exchange, on any transport.
 
 The unit of transfer is a Chunk: up to a few hundred tasks for one destination (PE and
 instance), pickled once by the worker that made them. The coordinator queues, counts
@@ -18,11 +18,17 @@ PROTOCOL = pickle.HIGHEST_PROTOCOL
 WORK = "work"  # (WORK, [Chunk, ...])
 FINALIZE = "finalize"  # (FINALIZE, pe, instance): run postprocess()
 STOP = "stop"  # (STOP,)
+PARK = "park"  # (PARK,): take no work until WAKE (a Redis worker blocks on its control stream)
+WAKE = "wake"  # (WAKE,)
 # worker -> coordinator
 READY = "ready"  # (READY, cpu_s)
 DONE = "done"  # (DONE, Report)
 FAILED = "failed"  # (FAILED, PEError, cpu_s)
 BYE = "bye"  # (BYE, cpu_s)
+JOINED = "joined"  # (JOINED, group, host, pid): a worker started by `hpcflow worker`, maybe on another node
+REJECTED = "rejected"  # (REJECTED, n): Redis: n forged or unsigned entries the worker dropped
+# broker -> coordinator
+EXITED = "exited"  # (EXITED, why): the worker is gone
 
 MAX_CHUNK = 512  # tasks in one chunk at most
 CHUNK_TARGET_S = 0.005  # a chunk holds about this much work once the PE's speed is known

@@ -2,7 +2,8 @@
 
 A pool worker holds one copy of every PE the pool runs, created once (preprocess() once
 per worker, no per-task copies); a pinned worker holds one PE instance. The loop is the
-same for both: the coordinator decides what each worker gets.
+same for both, and for every transport: it only sees a `Channel`; the coordinator (or
+the streams it fills) decides what each worker gets.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import signal
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Sequence
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ..errors import PEError, RunAborted
@@ -20,15 +24,16 @@ from ..invoke import Invoker
 from ..options import Options
 from ..plan import Plan
 from ..routing import Router
-from .protocol import BYE, DONE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_limit, dumps, loads
+from ..transports.base import Channel, ChannelClosed
+from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_limit, dumps, loads
 
 
 class OutputBuffer:
     """Routes what the PEs write and packs it into chunks per destination."""
 
-    def __init__(self, router: Router, service_s: Any, pe_index: dict[str, int], collect: bool):
+    def __init__(self, router: Router, service_s: Sequence[float], pe_index: dict[str, int], collect: bool):
         self.router = router
-        self.service_s = service_s  # shared array, written by the coordinator
+        self.service_s = service_s  # kept current by the channel (the coordinator measures)
         self.pe_index = pe_index
         self.collect = collect
         self.buckets: dict[tuple[str, int | None], list] = defaultdict(list)
@@ -57,31 +62,40 @@ class OutputBuffer:
 
 
 def _die_with_parent() -> None:
-    """Linux: get SIGKILL if the coordinator dies, so no worker is ever orphaned."""
+    """Linux: get SIGKILL if the parent dies, so no worker is ever orphaned."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
+Setup = tuple[WorkflowGraph, Plan, Options]  # what every worker of a run is given
+
+
+def start_worker_process(
+    ctx: BaseContext, channel: Channel, setup: Setup, hosts: list[tuple[str, int]], name: str
+) -> BaseProcess:
+    """Start a worker process for `hosts` talking over `channel` (any transport)."""
+    graph, plan, options = setup
+    proc = ctx.Process(target=worker_main, args=(channel, graph, plan, options, hosts), name=name, daemon=True)
+    proc.start()
+    return proc
+
+
 def worker_main(
-    conn,
+    channel: Channel,
     graph: WorkflowGraph,
     plan: Plan,
     options: Options,
     hosts: list[tuple[str, int]],
-    service_s: Any,
-    close_fds: list,
 ) -> None:
     """Entry point of a worker process; `hosts` are the (pe, instance) it runs."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles signals and drains
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    for c in close_fds:
-        c.close()
-    send = conn.send_bytes
+    channel.open()
     pe_index = {n: i for i, n in enumerate(plan.order)}
-    out = OutputBuffer(Router(graph, plan), service_s, pe_index, options.collect)
+    out = OutputBuffer(Router(graph, plan), channel.service_s, pe_index, options.collect)
     pes = []
     for name, instance in hosts:
         pe = graph.get(name)
@@ -92,9 +106,9 @@ def worker_main(
     try:
         for name, _ in hosts:
             invoker.preprocess(name)
-        send(dumps((READY, time.process_time())))
+        channel.send((READY, time.process_time()))
         while True:
-            msg = loads(conn.recv_bytes())
+            msg = channel.receive()
             kind = msg[0]
             if kind == WORK:
                 stats = [_run_chunk(invoker, c, c.pe in roots) for c in msg[1]]
@@ -103,23 +117,23 @@ def worker_main(
                 invoker.postprocess(msg[1])
                 stats = [(msg[1], 0, time.perf_counter() - t0)]
             elif kind == STOP:
-                send(dumps((BYE, time.process_time())))
+                channel.send((BYE, time.process_time()))
                 return
             else:
                 raise ValueError(f"unknown message {kind!r}")
             chunks, sinks = out.take()
             errors, invoker.errors = invoker.errors, []
-            send(dumps((DONE, Report(chunks, sinks, stats, errors, time.process_time()))))
+            channel.complete(Report(chunks, sinks, stats, errors, time.process_time()))
     except PEError as exc:
-        send(dumps((FAILED, exc, time.process_time())))
-    except (EOFError, BrokenPipeError):
+        channel.send((FAILED, exc, time.process_time()))
+    except ChannelClosed:
         pass  # the coordinator is gone
     except Exception as exc:  # a fault of hpcflow itself: report it instead of dying silently
         where = ", ".join(f"{pe}[{i}]" for pe, i in hosts[:3])
         err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        send(dumps((FAILED, err, time.process_time())))
+        channel.send((FAILED, err, time.process_time()))
     finally:
-        conn.close()
+        channel.close()
 
 
 def _run_chunk(invoker: Invoker, chunk: Chunk, root: bool) -> tuple[str, int, float]:

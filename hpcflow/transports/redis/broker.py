@@ -1,0 +1,311 @@
+"""The coordinator's side of the Redis transport.
+
+Streams (see `keys`): one per pool PE, so a worker can take downstream work first and
+the queue of each PE is visible on its own; one per pinned instance (a root's inputs, a
+stateful instance's items); one control stream per worker; one events stream that
+every worker reports to and only the coordinator reads. The coordinator writes a root's
+next chunk of inputs and the workers' commands; everything else the workers move
+themselves, and each batch's outputs, acknowledgements and report land in one
+MULTI/EXEC, so the report's counts are exact for termination.
+
+A worker that dies leaves its taken entries pending in their consumer group. The
+coordinator replays them once it is sure the worker's connection is closed (so nothing
+it sent is still on its way): a local worker's death shows on its process sentinel, a
+joined worker's is reported by its `hpcflow worker` supervisor, and a joined node that
+stops answering lets its heartbeat expire. No lease with a minimum idle time (XAUTOCLAIM)
+is used: a task longer than the lease would be run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ...batch.allocation import detect_allocation
+from ...engines.protocol import BYE, EXITED, FAILED, JOINED, PARK, REJECTED, STOP, WAKE, Chunk, Report
+from ...engines.worker import start_worker_process
+from ...errors import UsageError
+from ...job import Job
+from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
+from .channel import RedisChannel, client
+from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
+from .server import AUTO, PrivateServer, connect
+from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
+
+POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
+EVENTS_BATCH = 1000
+DISCONNECT_WAIT_S = 2.0  # a dead worker's connection normally closes in well under a millisecond
+log = logging.getLogger("hpcflow.redis")
+
+
+class RedisBroker(Broker):
+    def __init__(self, job: Job, ctx: Any):
+        super().__init__()
+        self.job = job
+        self.ctx = ctx
+        self.setup = (job.graph, job.plan, job.options)
+        self.keys = RunKeys(check_run_id(job.options.run_id or new_run_id()))
+        self.signer = Signer(key_from_env() or new_key())
+        self.pool_work = [(self.keys.pool(pe), pe) for pe in reversed(pool_pes(job.plan))]  # downstream first
+        self.url = ""
+        self.server: PrivateServer | None = None
+        self.r: redis.Redis | None = None
+        self.procs: dict[int, BaseProcess] = {}
+        self.groups: dict[int, str] = {}  # joined worker -> its `hpcflow worker` group
+        self.gone: set[int] = set()
+        self.later: list[tuple[int, tuple]] = []  # events made here, for the next poll
+        self.last_event = b"0-0"
+        self.service: dict[str, float] = {}
+        self.next_heartbeat = 0.0
+        self.rejected_by_workers = 0
+        self.server_cpu = 0.0
+
+    # -- the run's keys ---------------------------------------------------------
+    def open(self) -> None:
+        url = self.job.options.redis_url or AUTO
+        if url == AUTO:
+            self.server = PrivateServer(several_nodes=detect_allocation().nodes > 1)
+            url = self.server.url
+        self.url = url
+        connect(url).close()  # a clear UsageError if the server went away since the run was prepared
+        self.r = client(url, "hpcflow-coordinator")
+        if self.r.exists(self.keys.setup):
+            self.r = None  # the keys are another run's: leave them alone
+            raise UsageError(f"run id {self.keys.run_id} is in use on this Redis server")
+        p = self.r.pipeline(transaction=True)
+        for stream, _ in self.pool_work:
+            p.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        for pe, instance in self.job.plan.pinned:
+            p.xgroup_create(self.keys.pinned(pe, instance), GROUP, id="0", mkstream=True)
+        p.hset(self.keys.setup, mapping=self.signer.pack(self.keys.setup, self.setup))
+        key_file = self.job.options.key_file
+        if key_file:
+            write_key_file(key_file, self.signer.key)
+            p.set(self.keys.key_file, str(key_file))
+            if self.server is not None:  # `hpcflow worker --redis-url auto` finds the private server here
+                write_private(url_file(key_file), url)
+        p.execute()
+
+    def close(self) -> None:
+        try:
+            if self.r is not None:
+                names = list(self.r.scan_iter(match=self.keys.pattern, count=1000))
+                for i in range(0, len(names), 1000):
+                    self.r.unlink(*names[i : i + 1000])
+                self.r.close()
+        finally:
+            key_file = self.job.options.key_file
+            if key_file and self.r is not None:  # the run is over: its key and URL are of no use
+                Path(key_file).unlink(missing_ok=True)
+                url_file(key_file).unlink(missing_ok=True)
+            if self.server is not None:
+                self.server.stop()
+                self.server_cpu = self.server.cpu
+
+    # -- workers ----------------------------------------------------------------
+    def new_worker_id(self) -> int:
+        return self.r.incr(self.keys.ids) - 1
+
+    def start_worker(self, wid: int, hosts: list[tuple[str, int]], name: str) -> None:
+        pinned = not is_pool(self.job.plan, hosts)
+        work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] if pinned else self.pool_work
+        channel = RedisChannel(self.url, self.keys.run_id, self.signer.key, wid, work, pinned, self.job.plan.order)
+        self.procs[wid] = start_worker_process(self.ctx, channel, self.setup, hosts, name)
+
+    def send(self, wid: int, msg: tuple) -> None:
+        ctl = self.keys.control(wid)
+        self.r.xadd(ctl, self.signer.pack(ctl, msg))
+
+    def park(self, wid: int) -> None:
+        self.send(wid, (PARK,))
+
+    def wake(self, wid: int) -> None:
+        self.send(wid, (WAKE,))
+
+    def kill(self, wids: list[int]) -> None:
+        for wid in wids:
+            proc = self.procs.get(wid)
+            if proc is not None:
+                if proc.is_alive():
+                    proc.kill()
+            elif wid not in self.gone:  # a joined worker: asked to stop, and written off now
+                self.send(wid, (STOP,))
+                self.gone.add(wid)
+                self.later.append((wid, (EXITED, "stopped after the run failed")))
+
+    # -- events -----------------------------------------------------------------
+    def poll(self, timeout: float) -> list[tuple[int, tuple]]:
+        events, self.later = self.later, []
+        if self.service:
+            self.r.hset(self.keys.service, mapping=self.service)
+            self.service = {}
+        block = None if events or timeout <= 0 else max(1, int(min(timeout, POLL_S) * 1000))
+        events += self._read(block)
+        events += self._deaths(events)
+        if time.monotonic() >= self.next_heartbeat:
+            self.next_heartbeat = time.monotonic() + HEARTBEAT_S
+            self.r.set(self.keys.coordinator_alive, 1, px=HEARTBEAT_TTL_MS)
+            events += self._silent_nodes()
+        return events
+
+    def _read(self, block: int | None) -> list[tuple[int, tuple]]:
+        stream = self.keys.events
+        p = self.r.pipeline(transaction=False)
+        p.xtrim(stream, minid=self.last_event, approximate=False)  # what was read is not kept
+        p.xread({stream: self.last_event}, count=EVENTS_BATCH, block=block)
+        replies = p.execute()[-1]
+        events = []
+        for _, entries in replies or ():
+            for eid, fields in entries:
+                self.last_event = eid
+                ok, event = self.signer.unpack(stream, fields)
+                if not ok:
+                    continue
+                wid, msg = event
+                if msg[0] == REJECTED:
+                    self.rejected_by_workers += msg[1]
+                    continue
+                if msg[0] == JOINED:
+                    self.groups[wid] = msg[1]
+                    log.info("worker %d joined from %s (pid %d)", wid, msg[2], msg[3])
+                elif msg[0] == EXITED:
+                    if wid in self.gone:
+                        continue
+                    self.gone.add(wid)
+                events.append((wid, msg))
+        return events
+
+    def _deaths(self, events: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
+        """EXITED for local workers whose process ended, after everything they sent: those
+        whose sentinel fired, and those that just said goodbye (BYE, FAILED), which exit
+        at once (waiting for it here saves a poll interval at the end of every run)."""
+        live = {p.sentinel: wid for wid, p in self.procs.items() if wid not in self.gone}
+        dead = [live[s] for s in wait(list(live), timeout=0)] if live else []
+        leaving = [wid for wid, msg in events if msg[0] in (BYE, FAILED) and wid in self.procs and wid not in dead]
+        if not dead and not leaving:
+            return []
+        for wid in dead:
+            self._await_disconnect(wid)
+        more = self._read(None) if dead else []  # their last messages come before their deaths
+        for wid in dead + leaving:
+            proc = self.procs[wid]
+            proc.join(timeout=1)
+            if proc.exitcode is None:
+                continue  # still going: its sentinel will tell
+            code = proc.exitcode
+            self.gone.add(wid)
+            more.append((wid, (EXITED, f"signal {-code}" if code < 0 else f"exit code {code}")))
+        return more
+
+    def _silent_nodes(self) -> list[tuple[int, tuple]]:
+        """EXITED for the workers of a joined group whose heartbeat expired."""
+        live: dict[str, list[int]] = {}
+        for wid, group in self.groups.items():
+            if wid not in self.gone:
+                live.setdefault(group, []).append(wid)
+        events = []
+        for group, wids in live.items():
+            if self.r.exists(self.keys.alive(group)):
+                continue
+            for wid in wids:
+                self._await_disconnect(wid, wait_s=0)
+                self.gone.add(wid)
+                events.append((wid, (EXITED, f"its node ({group}) stopped answering")))
+        return events
+
+    def _await_disconnect(self, wid: int, wait_s: float = DISCONNECT_WAIT_S) -> None:
+        """Return once the server has closed every connection of this worker, so whatever
+        it sent has been applied (or, killed here, never will be)."""
+        await_disconnect(self.r, self.keys.client(wid), wait_s)
+
+    # -- queues -----------------------------------------------------------------
+    def submit(self, chunk: Chunk) -> None:
+        stream = self.keys.stream_of(chunk.pe, chunk.instance)
+        self.r.xadd(stream, self.signer.pack(stream, (*chunk, 0)))
+        self.count_queued(chunk.pe, chunk.count)
+
+    def accept(self, wid: int, report: Report) -> None:
+        for c in report.outputs:
+            self.count_queued(c.pe, c.count)
+        for pe, n, _ in report.stats:
+            self.count_queued(pe, -n)
+
+    def publish_service(self, pe: str, seconds: float) -> None:
+        self.service[pe] = seconds
+
+    def dispatch(self) -> None:
+        """Nothing to do: workers take their work from the streams."""
+
+    def idle_times(self, wids: list[int], now: float) -> dict[int, float | None]:
+        """From XINFO CONSUMERS of the pool streams: a worker with pending entries is busy;
+        otherwise idle since its last read (`inactive` from Redis 7.2, `idle` before)."""
+        p = self.r.pipeline(transaction=False)
+        for stream, _ in self.pool_work:
+            p.xinfo_consumers(stream, GROUP)
+        pending: dict[str, int] = {}
+        idle: dict[str, float] = {}
+        for consumers in p.execute():
+            for c in consumers:
+                name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+                pending[name] = pending.get(name, 0) + c["pending"]
+                ms = c.get("inactive", -1)
+                ms = c["idle"] if ms is None or ms < 0 else ms
+                idle[name] = min(idle.get(name, ms), ms)
+        out: dict[int, float | None] = {}
+        for wid in wids:
+            name = consumer(wid)
+            out[wid] = None if pending.get(name) else idle.get(name, 0) / 1000
+        return out
+
+    def recover(self, wid: int, why: str) -> None:
+        """Put a dead pool worker's pending entries back at the end of their streams,
+        acknowledging the old ones in the same MULTI/EXEC."""
+        name = consumer(wid)
+        for stream, _ in self.pool_work:
+            pending = self.r.xpending_range(stream, GROUP, "-", "+", 100_000, consumername=name)
+            ids = [e["message_id"] for e in pending]
+            if not ids:
+                continue
+            p = self.r.pipeline(transaction=True)
+            for _, fields in self.r.xclaim(stream, GROUP, "coordinator", 0, ids):
+                ok, entry = self.signer.unpack(stream, fields)
+                if not ok:
+                    continue
+                *chunk, replays = entry
+                if replays + 1 >= MAX_REPLAYS:
+                    raise replay_limit(Chunk(*chunk), why)
+                p.xadd(stream, self.signer.pack(stream, (*chunk, replays + 1)))
+            p.xack(stream, GROUP, *ids)
+            p.xdel(stream, *ids)
+            p.execute()
+
+    # -- metrics ------------------------------------------------------------------
+    def cpu_s(self) -> float:
+        return self.server_cpu
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "redis": "private server" if self.server is not None else "given",
+            "redis_server_cpu_s": round(self.server_cpu, 4),
+            "rejected_messages": self.signer.rejected + self.rejected_by_workers,
+        }
+
+
+def await_disconnect(r: redis.Redis, name: str, wait_s: float) -> None:
+    """Wait until no connection named `name` is open on the server; kill what is left."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        ids = [c["id"] for c in r.client_list() if c.get("name") == name]
+        if not ids:
+            return
+        if time.monotonic() >= deadline:
+            for cid in ids:
+                r.client_kill_filter(_id=cid)
+            return
+        time.sleep(0.001)

@@ -1,0 +1,241 @@
+"""The shared-memory transport: the coordinator is the broker.
+
+It keeps the queued chunks in memory (a private queue per pinned instance, one shared
+queue per pool PE) and hands them to idle workers over one pipe each; the workers send
+their reports back on the same pipe. A worker waiting for work blocks in a pipe read: no
+polling, no CPU. Measured service times reach the workers through one shared array.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from ..engines.protocol import DONE, EXITED, FINALIZE, MAX_CHUNK, READY, WORK, Chunk, Report, dumps, loads
+from ..engines.worker import start_worker_process
+from ..job import Job
+from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, replay_limit
+
+PINNED_DISPATCH_TASKS = MAX_CHUNK  # what a worker holds comes back as outputs: bounds memory
+
+
+class PipeChannel(Channel):
+    def __init__(self, conn: Connection, service_s: Any, inherited: list[Connection]):
+        self.conn = conn
+        self.service_s = service_s
+        self.inherited = inherited  # the coordinator's pipe ends a forked child must close
+
+    def open(self) -> None:
+        for c in self.inherited:
+            c.close()
+        self.inherited = []
+
+    def send(self, msg: tuple) -> None:
+        try:
+            self.conn.send_bytes(dumps(msg))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise ChannelClosed from None
+
+    def receive(self) -> tuple:
+        try:
+            return loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            raise ChannelClosed from None
+
+    def complete(self, report: Report) -> None:
+        self.send((DONE, report))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Slot:
+    """What the broker knows of one local worker."""
+
+    hosts: list[tuple[str, int]]
+    proc: BaseProcess
+    conn: Connection
+    pool: bool
+    ready: bool = False
+    lease: list[Chunk] | None = None  # what it runs now (empty for postprocess)
+    parked: bool = False
+    idle_since: float = 0.0
+    gone: bool = False
+
+
+class ShmBroker(Broker):
+    def __init__(self, job: Job, ctx: Any):
+        super().__init__()
+        self.job = job
+        self.ctx = ctx
+        plan = job.plan
+        self.pe_index = {n: i for i, n in enumerate(plan.order)}
+        self.service = ctx.RawArray("d", len(plan.order))
+        self.pool_priority = pool_pes(plan)[::-1]  # downstream first: drains, bounds memory
+        self.pool_queues: dict[str, deque[Chunk]] = {n: deque() for n in self.pool_priority}
+        self.pinned_queues: dict[tuple[str, int], deque[Chunk]] = {h: deque() for h in plan.pinned}
+        self.slots: dict[int, Slot] = {}
+        self.replays: Counter = Counter()  # id(chunk) -> workers it was leased to that died
+        self.ids = 0
+
+    def open(self) -> None:
+        """Nothing to prepare: the queues live in this process."""
+
+    def close(self) -> None:
+        """Nothing to release: the queues die with this object."""
+
+    # -- workers -------------------------------------------------------------
+    def new_worker_id(self) -> int:
+        self.ids += 1
+        return self.ids - 1
+
+    def start_worker(self, wid: int, hosts: list[tuple[str, int]], name: str) -> None:
+        ours, theirs = self.ctx.Pipe(duplex=True)
+        fork = self.ctx.get_start_method() == "fork"
+        inherited = [ours] + [s.conn for s in self.slots.values() if not s.gone] if fork else []
+        job = (self.job.graph, self.job.plan, self.job.options)
+        proc = start_worker_process(self.ctx, PipeChannel(theirs, self.service, inherited), job, hosts, name)
+        theirs.close()
+        self.slots[wid] = Slot(hosts, proc, ours, is_pool(self.job.plan, hosts))
+
+    def send(self, wid: int, msg: tuple) -> None:
+        s = self.slots[wid]
+        if msg[0] == FINALIZE:
+            s.lease = []
+        try:
+            s.conn.send_bytes(dumps(msg))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            pass  # its death is reported through its sentinel
+
+    def kill(self, wids: list[int]) -> None:
+        for wid in wids:
+            s = self.slots[wid]
+            if s.proc.is_alive():
+                s.proc.kill()
+
+    # -- events --------------------------------------------------------------
+    def poll(self, timeout: float) -> list[tuple[int, tuple]]:
+        live = {wid: s for wid, s in self.slots.items() if not s.gone}
+        conns = {s.conn: wid for wid, s in live.items()}
+        sentinels = {s.proc.sentinel: wid for wid, s in live.items()}
+        events = []
+        ready = wait(list(conns) + list(sentinels), timeout=timeout)
+        for obj in ready:
+            if obj in conns:
+                wid = conns[obj]
+                try:
+                    msg = loads(obj.recv_bytes())
+                except (EOFError, OSError):
+                    events.append((wid, self._exited(wid)))
+                    continue
+                if msg[0] == READY and self.slots[wid].lease is None:
+                    self.slots[wid].ready = True
+                    self.slots[wid].idle_since = time.perf_counter()
+                events.append((wid, msg))
+        for obj in ready:
+            if obj in sentinels:
+                wid = sentinels[obj]
+                s = self.slots[wid]
+                if not s.gone and not s.conn.poll():
+                    events.append((wid, self._exited(wid)))
+        return events
+
+    def _exited(self, wid: int) -> tuple:
+        s = self.slots[wid]
+        s.gone = True
+        s.proc.join(timeout=1)
+        s.conn.close()
+        code = s.proc.exitcode
+        return (EXITED, f"signal {-code}" if code is not None and code < 0 else f"exit code {code}")
+
+    # -- queues --------------------------------------------------------------
+    def enqueue(self, c: Chunk, front: bool = False) -> None:
+        q = self.pool_queues[c.pe] if c.instance is None else self.pinned_queues[(c.pe, c.instance)]
+        q.appendleft(c) if front else q.append(c)
+        self.count_queued(c.pe, c.count)
+
+    def _dequeue(self, q: deque[Chunk]) -> Chunk:
+        c = q.popleft()
+        self.count_queued(c.pe, -c.count)
+        return c
+
+    submit = enqueue
+
+    def accept(self, wid: int, report: Report) -> None:
+        for c in report.outputs:
+            self.enqueue(c)
+        s = self.slots[wid]
+        s.lease = None
+        s.ready = True
+        s.idle_since = time.perf_counter()
+
+    def publish_service(self, pe: str, seconds: float) -> None:
+        self.service[self.pe_index[pe]] = seconds
+
+    def pool_work(self) -> list[Chunk]:
+        """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
+        work, so no worker holds much more than that while others idle; while a PE's
+        speed is unknown, one chunk (of one task) at a time."""
+        chunks: list[Chunk] = []
+        est = 0.0
+        for pe in self.pool_priority:
+            q = self.pool_queues[pe]
+            svc = self.service[self.pe_index[pe]]
+            while q:
+                if chunks and est >= DISPATCH_TARGET_S:
+                    return chunks
+                c = self._dequeue(q)
+                chunks.append(c)
+                est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
+        return chunks
+
+    def pinned_work(self, host: tuple[str, int]) -> list[Chunk]:
+        q = self.pinned_queues[host]
+        chunks, tasks = [], 0
+        while q and tasks < PINNED_DISPATCH_TASKS:
+            c = self._dequeue(q)
+            chunks.append(c)
+            tasks += c.count
+        return chunks
+
+    def dispatch(self) -> None:
+        for s in self.slots.values():
+            if not s.ready or s.lease is not None or s.parked or s.gone:
+                continue
+            chunks = self.pool_work() if s.pool else self.pinned_work(s.hosts[0])
+            if chunks:
+                s.lease = chunks
+                try:
+                    s.conn.send_bytes(dumps((WORK, chunks)))
+                except (BrokenPipeError, ConnectionResetError, EOFError):
+                    pass  # its death is reported through its sentinel
+
+    # -- auto-scaling and faults ---------------------------------------------
+    def park(self, wid: int) -> None:
+        self.slots[wid].parked = True
+
+    def wake(self, wid: int) -> None:
+        s = self.slots[wid]
+        s.parked = False
+        s.idle_since = time.perf_counter()
+
+    def idle_times(self, wids: list[int], now: float) -> dict[int, float | None]:
+        out: dict[int, float | None] = {}
+        for wid in wids:
+            s = self.slots[wid]
+            out[wid] = None if s.lease is not None else (now - s.idle_since if s.ready else 0.0)
+        return out
+
+    def recover(self, wid: int, why: str) -> None:
+        lost = self.slots[wid].lease or []
+        for c in lost:
+            self.replays[id(c)] += 1
+            if self.replays[id(c)] >= MAX_REPLAYS:
+                raise replay_limit(c, why)
+        for c in reversed(lost):  # replayed whole: the dead worker sent none of its outputs
+            self.enqueue(c, front=True)
