@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
-from ..errors import HpcflowError, RunAborted
+from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
@@ -147,6 +147,7 @@ class Coordinator:
         self.to_finalize: set[tuple[str, int]] = set()
         self.workers: dict[int, Worker] = {}
         self.replays: Counter = Counter()  # id(chunk) -> workers it was leased to that died
+        self.start_deaths = 0  # pool workers that died before they were ready (in preprocess())
         self.next_id = 0
         self.stats = Stats()
         self.failure: HpcflowError | None = None
@@ -202,17 +203,20 @@ class Coordinator:
     def pool_work(self) -> list[Chunk]:
         """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
         work, so no worker holds much more than that while others idle; while a PE's
-        speed is unknown, one chunk (of one task) at a time."""
+        speed is unknown, one chunk (of one task) at a time. A chunk replayed after its
+        worker died goes alone, so that if it kills again, the error names its PE."""
         chunks: list[Chunk] = []
         est = 0.0
         for pe in self.pool_priority:
             q = self.pool_queues[pe]
             svc = self.service_s(pe)
             while q:
-                if chunks and est >= DISPATCH_TARGET_S:
+                if chunks and (est >= DISPATCH_TARGET_S or self.replays[id(q[0])]):
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
+                if self.replays[id(c)]:
+                    return chunks
                 est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
         return chunks
 
@@ -302,6 +306,7 @@ class Coordinator:
             self.enqueue(c)
         for c in w.lease or ():
             self.term.completed(c.pe, c.count)
+            self.replays.pop(id(c), None)  # done: its id may be reused by a new chunk
             feed = self.feeds.get(c.pe)
             if feed is not None:
                 feed.in_flight = False
@@ -333,6 +338,7 @@ class Coordinator:
         w.deactivate(now)
         expected = w.state == STOPPING or self.failure is not None
         lost = w.lease
+        starting = w.state == STARTING
         w.state = EXITED
         w.conn.close()
         if expected:
@@ -346,6 +352,14 @@ class Coordinator:
                 "recovered, so the run stops"
             )
             return
+        if starting:  # died in preprocess(): a replacement would most likely die the same way
+            self.start_deaths += 1
+            if self.start_deaths >= MAX_REPLAYS:
+                self.failure = RunAborted(
+                    f"{self.start_deaths} pool workers died while starting (last: {why}), in preprocess() of "
+                    f"PE {' or '.join(self.pool_pes)}; not starting more"
+                )
+                return
         for c in lost or []:
             self.replays[id(c)] += 1
             if self.replays[id(c)] >= MAX_REPLAYS:
@@ -439,7 +453,8 @@ class Coordinator:
         return self.outcome(end - self.t0, cpu_seconds() - cpu0)
 
     def loop(self) -> None:
-        next_sample = next_scale = self.t0
+        next_sample = self.t0
+        next_scale = self.t0 if self.scaler is not None else float("inf")  # else wait() would never block
         interval = self.scaler.interval if self.scaler is not None else float("inf")
         stopping_sources = False
         while self.failure is None:
@@ -564,6 +579,31 @@ class Coordinator:
     def _restore_signal_handlers(old: dict) -> None:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def check(job: Job) -> None:
+    """Bad input for this engine, refused before the run: run inputs that cannot be
+    pickled to the root's process, and, unless workers are forked, PEs that cannot be
+    pickled to a spawned worker."""
+    for root, feed in job.feeds.items():
+        if isinstance(feed, list):
+            try:
+                dumps(feed)
+            except Exception as exc:
+                raise UsageError(
+                    f"inputs for PE {root} cannot be pickled to pass them to its process: {type(exc).__name__}: {exc}"
+                ) from None
+    method = job.options.resolved_start_method
+    if method == "fork":
+        return
+    for pe in job.graph.pes:
+        try:
+            dumps(pe)
+        except Exception as exc:
+            raise UsageError(
+                f"PE {pe.name} cannot be pickled to start a worker with start_method {method!r}: "
+                f"{type(exc).__name__}: {exc}; use start_method 'fork', or create what it holds in preprocess()"
+            ) from None
 
 
 def execute(job: Job) -> Outcome:
