@@ -16,6 +16,7 @@ _TYPED = {  # option: (the types it takes, how to say so), checked before the va
     "on_error": (str, "text: fail, skip, retry:N or retry:N,skip"),
     "max_queued": (int, "a whole number"),
     "max_backlog_s": ((int, float), "a number"),
+    "stall_timeout": ((int, float), "a number of seconds"),
 }
 
 
@@ -31,6 +32,7 @@ class Options:
     metrics_out: str | None = None  # path of a metrics JSON file to write
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
+    stall_timeout: float = 900.0  # stop a run in which no task has finished for this long (0: never)
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
@@ -55,6 +57,8 @@ class Options:
             parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
+        if opts.stall_timeout < 0:
+            raise UsageError(f"stall_timeout must be 0 (off) or more seconds, got {opts.stall_timeout}")
         if opts.metrics_out is not None:  # found out before the run, not after it
             where = Path(opts.metrics_out)
             if where.is_dir() or not where.parent.is_dir():

@@ -266,3 +266,11 @@ def test_run_aborted_keeps_its_traceback_out_of_its_message():
     """A worker's own fault is one line for the user; the traceback is for --debug and the log."""
     err = pickle.loads(pickle.dumps(RunAborted("worker running X[0] failed: KeyError: 'k'", tb="Traceback...")))
     assert (str(err), err.tb, err.exit_code) == ("worker running X[0] failed: KeyError: 'k'", "Traceback...", 1)
+
+
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "hybrid_auto_multi"])
+def test_stall_watchdog_names_the_pe_holding_work(mapping):
+    src = Count()
+    graph = chain(src, Add(1), Add(0, sleep=30), Add(2))  # one task far longer than the watchdog allows
+    with pytest.raises(RunAborted, match=r"no task finished for 1 s \(stall_timeout\): .*PE Add1 holds"):
+        run(graph, {src: 3}, mapping, 4, stall_timeout=1)

@@ -125,6 +125,7 @@ class Coordinator:
         self.t0 = 0.0
         self.started_at: float | None = None  # when every first worker was ready
         self.last_report = 0.0  # when the last task report arrived
+        self.last_progress = 0.0  # ... or a worker became ready: what the stall watchdog watches
 
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
@@ -197,6 +198,7 @@ class Coordinator:
             return  # a late message of a worker already written off
         if kind == READY:
             w.cpu_s = msg[1]
+            self.last_progress = time.perf_counter()
             if w.state == STARTING:
                 w.state = RUNNING
             if self.started_at is None and all(x.state != STARTING for x in self.workers.values()):
@@ -232,7 +234,7 @@ class Coordinator:
         self.stats.sinks.extend(report.sinks)
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
-        self.last_report = now = time.perf_counter()
+        self.last_report = self.last_progress = now = time.perf_counter()
         if not w.pool:
             self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
         if self.scaler is not None:
@@ -382,6 +384,7 @@ class Coordinator:
             self.broker.dispatch()
             if now >= next_sample:
                 self.sample(now)
+                self.check_stall(now)
                 next_sample = now + SAMPLE_S
             timeout = max(0.0, min(next_sample, next_scale) - time.perf_counter())
             for wid, msg in self.broker.poll(timeout):
@@ -391,6 +394,19 @@ class Coordinator:
             self.failure = RunAborted(
                 f"stopped by {name}: sources stopped, in-flight work drained", exit_code=128 + self.signalled
             )
+
+    def check_stall(self, now: float) -> None:
+        """The watchdog: a run in which nothing has finished for `stall_timeout` seconds
+        stops with an error naming the PEs that hold work, instead of hanging."""
+        limit = self.options.stall_timeout
+        if not limit or now - max(self.last_progress, self.t0) <= limit:
+            return
+        held = self.term.holding_work()
+        where = ", ".join(f"PE {pe} holds {n} task(s)" for pe, n in held.items()) or "no PE holds work"
+        self.failure = RunAborted(
+            f"no task finished for {limit:g} s (stall_timeout): {where}; a PE may be stuck in process(), or "
+            "its tasks take longer than that (raise stall_timeout, 0 turns the watchdog off)"
+        )
 
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
