@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import numbers
 from typing import Any
 
 from . import transports
 from .batch.allocation import detect_allocation
+from .errors import UsageError
 from .graph import WorkflowGraph
 from .inputs import normalize_inputs
 from .job import Job
@@ -40,8 +42,12 @@ def prepare(
 ) -> Job:
     """Check and plan a run without starting it: every UsageError of bad input is raised
     here, so a caller (the CLI) can report it before it announces the run."""
+    if not isinstance(graph, WorkflowGraph):
+        raise UsageError(f"run() takes a WorkflowGraph, not {type(graph).__name__}; connect the PEs in one first")
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, numbers.Integral)):
+        raise UsageError(f"processes must be a whole number of at least 1, got {processes!r}")
     engine = importlib.import_module(spec.engine)
     resolve = getattr(engine, "resolve_processes", None)  # an engine whose processes are given (mpi: the ranks)
     if resolve is not None:
@@ -50,7 +56,11 @@ def prepare(
         processes = detect_allocation().cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
     transports.check(spec.transport, opts)
-    return Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
+    job = Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
+    check = getattr(engine, "check", None)  # what only this engine refuses (what it cannot pickle)
+    if check is not None:
+        check(job)
+    return job
 
 
 def execute(job: Job) -> RunResult:

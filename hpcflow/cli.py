@@ -239,7 +239,12 @@ def _make_run_dir(run_dir: str | None, workflow: str, mapping: str) -> tuple[boo
     """(whether this run made it, the run directory)."""
     created = run_dir is None or not Path(run_dir).exists()
     path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the run directory {path}: {exc.strerror or exc}; give --run-dir a writable path"
+        ) from None
     return created, path
 
 

@@ -39,9 +39,10 @@ class PEError(HpcflowError):
 class RunAborted(HpcflowError):
     """The run could not finish: a lost pinned instance, a signal, a stall."""
 
-    def __init__(self, message: str, exit_code: int = 1):
+    def __init__(self, message: str, exit_code: int = 1, tb: str = ""):
         super().__init__(message)
         self.exit_code = exit_code
+        self.tb = tb  # where it happened, for --debug and the run log; not part of the message
 
     def __reduce__(self):
-        return (RunAborted, (str(self), self.exit_code))
+        return (RunAborted, (str(self), self.exit_code, self.tb))

@@ -22,6 +22,11 @@ from .pe import GenericPE
 
 Sink = Callable[[str, str, Any], None]  # (pe name, output port, data)
 
+# What a PE's code may raise to fail an item. sys.exit() in a PE is a failure of that PE
+# like any other (named, and under the on_error policy), not the end of the worker
+# process or of the caller's interpreter; KeyboardInterrupt still stops the run.
+PE_FAILURES = (Exception, SystemExit)
+
 _repr = reprlib.Repr()
 _repr.maxstring = 80
 _repr.maxother = 80
@@ -52,6 +57,16 @@ class ErrorPolicy:
         raise UsageError(f"unknown on_error {spec!r}; use fail, skip, retry:N or retry:N,skip")
 
 
+def _no_write_in_preprocess(name: str) -> Callable[[str, Any], None]:
+    def refuse(port: str, data: Any) -> None:
+        raise UsageError(
+            f"PE {name} wrote to {port!r} in preprocess(), which runs once per process, not once per run; "
+            "write in process() or postprocess()"
+        )
+
+    return refuse
+
+
 class Invoker:
     """Runs the PEs of one process and sends what they write to `sink`."""
 
@@ -75,7 +90,15 @@ class Invoker:
         return emit
 
     def preprocess(self, name: str) -> None:
-        self._call(name, self.pes[name].preprocess, None, "<preprocess>")
+        """Run `name`'s preprocess(), which must not write: it runs once per process that
+        hosts the PE (every worker of a dynamic pool), so what it wrote would be copied
+        or lost depending on the mapping."""
+        pe = self.pes[name]
+        pe._emit = _no_write_in_preprocess(name)
+        try:
+            self._call(name, pe.preprocess, None, "<preprocess>")
+        finally:
+            pe._emit = self._emitter(name)
 
     def postprocess(self, name: str) -> None:
         self._call(name, self.pes[name].postprocess, None, "<postprocess>")
@@ -91,7 +114,7 @@ class Invoker:
             result = pe.process(inputs)
             if result:
                 self._write_result(pe, result)
-        except Exception as exc:
+        except PE_FAILURES as exc:
             raise self._error(name, inputs, None, exc) from None
 
     @staticmethod
@@ -112,7 +135,7 @@ class Invoker:
         if policy.mode == "fail":
             try:
                 fn()
-            except Exception as exc:
+            except PE_FAILURES as exc:
                 raise self._error(name, inputs, label, exc) from None
             return
         attempts = 1 + policy.retries
@@ -120,7 +143,7 @@ class Invoker:
             self._held = []
             try:
                 fn()
-            except Exception as exc:
+            except PE_FAILURES as exc:
                 err = self._error(name, inputs, label, exc)
                 if attempt + 1 < attempts:
                     continue
@@ -146,10 +169,12 @@ class Invoker:
                 raise self._error(name, inputs, label, exc) from None
             return
 
-    def _error(self, name: str, inputs: Any, label: str | None, exc: Exception) -> PEError:
+    def _error(self, name: str, inputs: Any, label: str | None, exc: BaseException) -> PEError:
         if isinstance(exc, PEError):
             return exc
         pe = self.pes[name]
         item = label or short_repr(inputs)
         tb = traceback.format_exc()
+        if isinstance(exc, SystemExit):
+            return PEError(name, pe.instance, item, f"SystemExit: the PE called sys.exit({exc.code!r})", tb)
         return PEError(name, pe.instance, item, f"{type(exc).__name__}: {exc}", tb)

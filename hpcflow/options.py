@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .autoscale import parse_spec
@@ -11,6 +12,12 @@ from .errors import UsageError
 from .invoke import ErrorPolicy
 
 START_METHODS = ("fork", "spawn", "forkserver")
+_TYPED = {  # option: (the types it takes, how to say so), checked before the values are
+    "on_error": (str, "text: fail, skip, retry:N or retry:N,skip"),
+    "max_queued": (int, "a whole number"),
+    "max_backlog_s": ((int, float), "a number"),
+    "stall_timeout": ((int, float), "a number of seconds"),
+}
 
 
 @dataclass
@@ -25,6 +32,7 @@ class Options:
     metrics_out: str | None = None  # path of a metrics JSON file to write
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
+    stall_timeout: float = 900.0  # stop a run in which no task has finished for this long (0: never)
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
@@ -36,6 +44,10 @@ class Options:
         if unknown:
             raise UsageError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         opts = cls(**kwargs)
+        for name, (kind, what) in _TYPED.items():
+            value = getattr(opts, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise UsageError(f"run option {name} must be {what}, got {value!r}")
         ErrorPolicy.parse(opts.on_error)  # validate early
         if opts.start_method is not None and opts.start_method not in START_METHODS:
             raise UsageError(f"unknown start_method {opts.start_method!r}; use one of {', '.join(START_METHODS)}")
@@ -45,6 +57,14 @@ class Options:
             parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
+        if opts.stall_timeout < 0:
+            raise UsageError(f"stall_timeout must be 0 (off) or more seconds, got {opts.stall_timeout}")
+        if opts.metrics_out is not None:  # found out before the run, not after it
+            where = Path(opts.metrics_out)
+            if where.is_dir() or not where.parent.is_dir():
+                raise UsageError(
+                    f"metrics_out {opts.metrics_out}: not a file in an existing directory; give a file's path"
+                )
         return opts
 
     @property

@@ -84,6 +84,8 @@ def make_plan(graph: WorkflowGraph, kind: str, processes: int, mapping: str = ""
             if n in roots:
                 continue
             fixed = _fixed_instances(graph, n)
+            if fixed is None and n in stateful:  # as in simple and hybrid: its state is not split
+                fixed = 1
             if fixed is None:
                 shared.append(n)
             else:

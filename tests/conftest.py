@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from hpcflow.transports import find_server_binary
@@ -84,17 +85,44 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture
-def cli_here(tmp_path, monkeypatch, capsys):
-    """`cli_here(*args)` runs the hpcflow command in this process, in a temporary
-    directory, and returns (exit code, stdout, stderr): no interpreter start to pay."""
+def in_process(tmp_path, monkeypatch, capsys):
+    """`in_process(*args)` calls the same main() as `python -m hpcflow` in a temporary
+    directory and returns (exit code, stdout, stderr): a subprocess costs a second of
+    interpreter start, so only the end-to-end tests use the `cli` fixture."""
     from hpcflow.cli import main
 
     monkeypatch.chdir(tmp_path)
 
-    def call(*args: str):
+    def call(*args):
         with pytest.raises(SystemExit) as exit_info:
             main(list(args))
         out = capsys.readouterr()
         return exit_info.value.code, out.out, out.err
 
     return call
+
+
+@pytest.fixture
+def no_leftover_processes():
+    """Fails a test after which a process it started is still there (an orphaned or
+    unreaped worker): `pytestmark = pytest.mark.usefixtures("no_leftover_processes")`."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    left = [p for p in child_processes() if p.pid not in before]
+    assert not left, f"processes left behind: {left}"
+
+
+def child_processes() -> list[psutil.Process]:
+    """The processes this test process started and that are still there (zombies too:
+    a worker not waited for), but multiprocessing's own helpers."""
+    return [p for p in psutil.Process().children(recursive=True) if not _mp_helper(p)]
+
+
+def _mp_helper(proc: psutil.Process) -> bool:
+    """multiprocessing's resource tracker or fork server: started once, kept for the
+    interpreter's life; not a worker of any run."""
+    try:
+        cmdline = " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+    return "multiprocessing.resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline

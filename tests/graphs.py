@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import time
 
-from hpcflow import ConsumerPE, GenericPE, IterativePE, ProducerPE, WorkflowGraph
+from hpcflow import ConsumerPE, GenericPE, IterativePE, ProducerPE, UsageError, WorkflowGraph, run
 
 
 class Count(ProducerPE):
@@ -229,6 +231,17 @@ STATEFUL = {
 ALL_SHAPES = {**STATELESS, **STATEFUL}
 
 
+def run_fitting(graph, inputs, mapping, processes, **options):
+    """Run with `processes`, or with the minimum the plan asks for when that is more."""
+    try:
+        return run(graph, inputs, mapping, processes, **options)
+    except UsageError as exc:
+        needed = re.search(r"needs at least (\d+) processes", str(exc))
+        assert needed, exc
+        assert int(needed.group(1)) > processes
+        return run(graph, inputs, mapping, int(needed.group(1)), **options)
+
+
 def canonical(outputs):
     """Outputs as comparable multisets: {pe: {port: sorted JSON of each item}}."""
     return {
@@ -269,3 +282,121 @@ class FailOn(IterativePE):
         if x == self.at:
             raise ValueError(f"bad item {x}")
         return x
+
+
+class KillOnceByKey(CountPerKey):
+    """A stateful instance (group-by, pinned in hybrid) that SIGKILLs its own process on item `at`."""
+
+    def __init__(self, at=30):
+        super().__init__()
+        self.at = at
+
+    def process(self, inputs):
+        if inputs["input"][1] == self.at:
+            os.kill(os.getpid(), 9)
+        return super().process(inputs)
+
+
+class ExitOn(IterativePE):
+    """Leaves through sys.exit() or os._exit() on item `at`."""
+
+    def __init__(self, how, at=7, code=3):
+        super().__init__()
+        self.how = how
+        self.at = at
+        self.code = code
+
+    def _process(self, x):
+        if x == self.at:
+            if self.how == "sys.exit":
+                sys.exit(self.code)
+            os._exit(self.code)
+        return x
+
+
+class ExitInPreprocess(IterativePE):
+    def preprocess(self):
+        os._exit(7)
+
+    def _process(self, x):
+        return x
+
+
+class FailInPreprocess(IterativePE):
+    def preprocess(self):
+        raise RuntimeError("no calibration file")
+
+    def _process(self, x):
+        return x
+
+
+class FailInPostprocess(GlobalSum):
+    def postprocess(self):
+        raise RuntimeError("cannot write the summary")
+
+
+class CountFailInPostprocess(Count):
+    """A producer (pinned in every mapping, even dyn_*) whose postprocess() fails."""
+
+    def postprocess(self):
+        raise RuntimeError("cannot close the source")
+
+
+class WriteLambda(IterativePE):
+    def _process(self, x):
+        return lambda: x
+
+
+class WriteOpenFile(IterativePE):
+    def _process(self, x):
+        return open(os.devnull)
+
+
+class BigArray(ProducerPE):
+    """Writes arrays of `mb` megabytes, each filled with its call number."""
+
+    def __init__(self, mb=50):
+        super().__init__()
+        self.mb = mb
+        self.n = 0
+
+    def _process(self, inputs):
+        import numpy as np
+
+        self.n += 1
+        return np.full(self.mb * 2**20 // 8, float(self.n))
+
+
+class Bump(IterativePE):
+    """Adds 1 to the first element of an array (a copy)."""
+
+    def _process(self, a):
+        a = a.copy()
+        a[0] += 1
+        return a
+
+
+class Digest(IterativePE):
+    def _process(self, a):
+        return (a.size, float(a[0]), float(a[-1]))
+
+
+class WriteInPreprocess(IterativePE):
+    def preprocess(self):
+        self.write("output", "header")
+
+    def _process(self, x):
+        return x
+
+
+class CountKilledAt(Count):
+    """A producer that SIGKILLs its own process on call `at`."""
+
+    def __init__(self, at=10):
+        super().__init__()
+        self.at = at
+
+    def _process(self, inputs):
+        if self.n + 1 == self.at:
+            os.kill(os.getpid(), 9)
+        return super()._process(inputs)

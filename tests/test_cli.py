@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 import hpcflow
-from hpcflow.cli import main
 
 FAILING = """
 from hpcflow import IterativePE, ProducerPE, WorkflowGraph
@@ -59,22 +58,6 @@ def write(tmp_path, name, source):
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
     return str(path)
-
-
-@pytest.fixture
-def in_process(tmp_path, monkeypatch, capsys):
-    """`in_process(*args)` calls the same main() as `python -m hpcflow` in a temporary
-    directory and returns (exit code, stdout, stderr): a subprocess costs a second of
-    interpreter start, so only the end-to-end tests use the `cli` fixture."""
-    monkeypatch.chdir(tmp_path)
-
-    def call(*args):
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return exit_info.value.code, out.out, out.err
-
-    return call
 
 
 def run_dirs(tmp_path):

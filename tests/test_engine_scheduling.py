@@ -97,3 +97,27 @@ def test_metrics_are_recorded():
     assert d["workers_started"] == 3
     assert 0 < d["process_time_s"] <= 3 * d["runtime_s"] * 1.01
     assert d["timeline"] and all(len(s) == 3 for s in d["timeline"])
+
+
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "hybrid_multi", "dyn_auto_multi"])
+def test_the_coordinator_sleeps_while_its_workers_work(monkeypatch, mapping):
+    """It wakes for a message, a worker's exit or a timeline sample, never in a busy loop
+    (it did without an auto-scaler: its next scaling step was always due)."""
+    from hpcflow.engines import coordinator
+    from hpcflow.transports import shm
+
+    woken_for_nothing = 0
+    real_wait = shm.wait
+
+    def wait(objects, timeout=None):
+        nonlocal woken_for_nothing
+        ready = real_wait(objects, timeout)
+        woken_for_nothing += not ready
+        return ready
+
+    monkeypatch.setattr(shm, "wait", wait)
+    src = Count()
+    result = run(chain(src, Add(1, sleep=0.02)), {src: 30}, mapping, 3)
+    assert sorted(result.output("Add")) == list(range(2, 32))
+    steps = result.metrics.runtime_s / min(coordinator.SAMPLE_S, 0.1)  # samples and auto-scaler steps
+    assert woken_for_nothing <= 2 * steps + 5

@@ -3,25 +3,12 @@ counts of `simple`, on every graph shape, at 2, 8 and 64 processes."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from graphs import ALL_SHAPES, STATEFUL, STATELESS, canonical
+from graphs import ALL_SHAPES, STATEFUL, STATELESS, canonical, run_fitting
 
 from hpcflow import UsageError, run
 
 MAPPINGS = ["multi", "dyn_multi", "dyn_auto_multi", "hybrid_multi", "hybrid_auto_multi"]
-
-
-def run_fitting(graph, inputs, mapping, processes, **options):
-    """Run with `processes`, or with the minimum the plan asks for when that is more."""
-    try:
-        return run(graph, inputs, mapping, processes, **options)
-    except UsageError as exc:
-        needed = re.search(r"needs at least (\d+) processes", str(exc))
-        assert needed, exc
-        assert int(needed.group(1)) > processes
-        return run(graph, inputs, mapping, int(needed.group(1)), **options)
 
 
 CASES = [

@@ -155,3 +155,64 @@ def test_an_output_that_cannot_be_routed_fails_the_run_under_every_policy(on_err
         run(graph, inputs=1, on_error=on_error)
     assert info.value.pe == "Words"
     assert "group-by ['word'] key of this item for Count.input: KeyError: 'word'" in str(info.value)
+
+
+# -- the multi-process mappings --------------------------------------------------------
+
+PARALLEL = ["multi", "dyn_multi", "dyn_auto_multi", "hybrid_multi", "hybrid_auto_multi"]
+
+
+class Tally(GenericPE):
+    """A global collector downstream: a duplicated or lost output would change its tally."""
+
+    def __init__(self):
+        super().__init__()
+        self._add_input("input", grouping="global")
+        self._add_output("output")
+        self.seen: dict[str, int] = {}
+
+    def process(self, inputs):
+        key = repr(inputs["input"])
+        self.seen[key] = self.seen.get(key, 0) + 1
+
+    def postprocess(self):
+        self.write("output", sorted(self.seen.items()))
+
+
+class Pass(IterativePE):
+    def _process(self, data):
+        return data
+
+
+def retry_graph(pe, stateful):
+    graph = WorkflowGraph()
+    graph.connect(Numbers(), "output", pe, "input")
+    graph.connect(pe, "output", Tally() if stateful else Pass(), "input")
+    return graph
+
+
+@pytest.mark.parametrize("mapping", PARALLEL)
+def test_retry_on_a_parallel_mapping_duplicates_no_output(mapping):
+    stateful = not mapping.startswith("dyn_")
+    expected = run(retry_graph(FlakyOnce(), stateful), inputs=30, on_error="retry:2")
+    result = run(retry_graph(FlakyOnce(), stateful), 30, mapping, 4, on_error="retry:2")
+    last = "Tally" if stateful else "Pass"
+    assert sorted(map(repr, result.output(last))) == sorted(map(repr, expected.output(last)))
+    assert result.metrics.items == expected.metrics.items == {"Numbers": 30, "FlakyOnce": 30, last: 60}
+    assert result.errors == []
+
+
+@pytest.mark.parametrize("mapping", PARALLEL)
+def test_retry_then_skip_on_a_parallel_mapping_records_each_item_once(mapping):
+    stateful = not mapping.startswith("dyn_")
+    result = run(retry_graph(FailsOnOdd(), stateful), 30, mapping, 4, on_error="retry:2,skip")
+    expected = [("partial", x) for x in range(2, 31, 2)] + [("done", x) for x in range(2, 31, 2)]
+    if stateful:
+        (tally,) = result.output("Tally")
+        assert tally == sorted((repr(x), 1) for x in expected)
+    else:
+        assert sorted(result.output("Pass")) == sorted(expected)
+    assert sorted((e["item"], e["attempts"]) for e in result.errors) == sorted(
+        (f"{{'input': {x}}}", 3) for x in range(1, 31, 2)
+    )
+    assert result.metrics.errors == 15 and result.metrics.status == "ok"

@@ -83,6 +83,19 @@ def test_static_global_input_gets_one_instance():
     assert make_plan(graph, STATIC, 6, "multi").instances == {"Source": 1, "Stage": 4, "GroupBy": 1}
 
 
+@pytest.mark.parametrize("grouping", [(0,), "all"])
+def test_static_gives_a_stateful_pe_without_numprocesses_one_instance_as_every_mapping_does(grouping):
+    """Sharing out the spare processes would split its state (per-instance aggregates of
+    a postprocess(), copies of every item for "all") and change its outputs."""
+    explicit = GroupBy(grouping)
+    explicit.numprocesses = 2
+    graph = chain(Source(), Stage(), Aggregate(), GroupBy(grouping), explicit)
+    for kind in (SEQUENTIAL, STATIC, HYBRID):
+        instances = make_plan(graph, kind, 12, "x").instances
+        assert (instances["Aggregate"], instances["GroupBy"], instances["GroupBy1"]) == (1, 1, 2)
+    assert make_plan(graph, STATIC, 12, "multi").instances["Stage"] == 12 - 5
+
+
 def test_static_with_too_few_processes_says_how_many_are_needed():
     pair = Stage()
     pair.numprocesses = 2

@@ -60,15 +60,15 @@ def test_report_draws_scaling_and_timeline_plots(results):
         assert path.parent == results / "plots" and path.read_bytes()[:8] == PNG
 
 
-def test_report_from_the_command_line_prints_the_files(cli_here, results):
-    code, out, err = cli_here("report", str(results))
+def test_report_from_the_command_line_prints_the_files(in_process, results):
+    code, out, err = in_process("report", str(results))
     assert code == 0, err
     assert len(out.splitlines()) == 4 and all(line.endswith(".png") for line in out.splitlines())
 
 
-def test_without_matplotlib_report_names_the_extra(cli_here, results, monkeypatch):
+def test_without_matplotlib_report_names_the_extra(in_process, results, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = cli_here("report", str(results))
+    code, _, err = in_process("report", str(results))
     assert code == 2
     assert err == (
         "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'\n"

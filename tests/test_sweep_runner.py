@@ -53,8 +53,8 @@ def write(tmp_path, text, name="tiny.yaml"):
     return name
 
 
-def test_a_sweep_records_every_cell_and_writes_the_tables(cli_here, tmp_path):
-    code, out, err = cli_here("sweep", write(tmp_path, TINY.replace("REPEATS", "1")))
+def test_a_sweep_records_every_cell_and_writes_the_tables(in_process, tmp_path):
+    code, out, err = in_process("sweep", write(tmp_path, TINY.replace("REPEATS", "1")))
     assert code == 0, err
     assert Path(out.strip()).resolve() == (tmp_path / "results" / "tiny").resolve()
     results = tmp_path / "results" / "tiny"
@@ -91,29 +91,29 @@ def test_a_sweep_records_every_cell_and_writes_the_tables(cli_here, tmp_path):
     assert lines[-1] == "hpcflow sweep: 6 runs, 2 failed; tables in results/tiny/summary.md"
 
 
-def test_an_interrupted_sweep_resumes_where_it_stopped(cli_here, tmp_path):
+def test_an_interrupted_sweep_resumes_where_it_stopped(in_process, tmp_path):
     name = write(tmp_path, TINY.replace("REPEATS", "1").replace("seed: [0, 1]", "seed: 0"))
-    assert cli_here("sweep", name, "-q")[0] == 0
+    assert in_process("sweep", name, "-q")[0] == 0
     runs = tmp_path / "results" / "tiny" / "runs.jsonl"
     first = runs.read_text()
 
-    code, out, err = cli_here("sweep", name)  # nothing left to do
+    code, out, err = in_process("sweep", name)  # nothing left to do
     assert code == 0 and runs.read_text() == first
     assert err.splitlines()[0] == "hpcflow sweep: 3 of 3 runs already in results/tiny/runs.jsonl: skipped"
 
     write(tmp_path, TINY.replace("REPEATS", "2").replace("seed: [0, 1]", "seed: 0"))  # one more repeat
-    code, _, err = cli_here("sweep", name, "-q")
+    code, _, err = in_process("sweep", name, "-q")
     assert code == 0 and err == ""
     rows = rows_of(runs)
     assert runs.read_text().startswith(first)
     assert [(r["mapping"], r["repeat"]) for r in rows[3:]] == [("simple", 1), ("dyn_multi", 1), ("multi", 1)]
 
 
-def test_a_failing_run_is_recorded_with_its_error_and_the_sweep_goes_on(cli_here, tmp_path):
+def test_a_failing_run_is_recorded_with_its_error_and_the_sweep_goes_on(in_process, tmp_path):
     write(tmp_path, FAILING, "failing.py")
     text = "name: f\nworkflow: failing.py\nmappings: [simple, dyn_multi]\ncpus: [2]\noversubscribe: true\n"
     name = write(tmp_path, text)
-    code, _, err = cli_here("sweep", name, "--output", "out")
+    code, _, err = in_process("sweep", name, "--output", "out")
     assert code == 0, err
     rows = rows_of(tmp_path / "out" / "runs.jsonl")
     assert [r["status"] for r in rows] == ["failed", "failed"]
@@ -122,26 +122,26 @@ def test_a_failing_run_is_recorded_with_its_error_and_the_sweep_goes_on(cli_here
     assert "failed: PE Invert" in err and "2 runs, 2 failed" in err
 
 
-def test_retry_failed_runs_the_failed_cells_again(cli_here, tmp_path, monkeypatch):
+def test_retry_failed_runs_the_failed_cells_again(in_process, tmp_path, monkeypatch):
     name = write(tmp_path, "name: r\nworkflow: pipeline\nparams: {items: 3}\nmappings: [dyn_multi]\ncpus: [2]\n")
     monkeypatch.setenv("SLURM_JOB_ID", "9")
     monkeypatch.setenv("SLURM_CPUS_ON_NODE", "1")
-    assert cli_here("sweep", name, "-q")[0] == 0
+    assert in_process("sweep", name, "-q")[0] == 0
     runs = tmp_path / "results" / "r" / "runs.jsonl"
     (row,) = rows_of(runs)
     assert row["status"] == "failed"
     assert row["error"].startswith("--cpus 2 is more than the 1 CPUs of this allocation")
-    assert cli_here("sweep", name, "-q")[0] == 0 and len(rows_of(runs)) == 1  # a failed cell is done too
+    assert in_process("sweep", name, "-q")[0] == 0 and len(rows_of(runs)) == 1  # a failed cell is done too
 
     monkeypatch.setenv("HPCFLOW_OVERSUBSCRIBE", "1")
-    assert cli_here("sweep", name, "-q", "--retry-failed")[0] == 0
+    assert in_process("sweep", name, "-q", "--retry-failed")[0] == 0
     (row,) = rows_of(runs)
     assert row["status"] == "ok" and "error" not in row
 
 
-def test_a_run_past_the_timeout_is_stopped_and_failed(cli_here, tmp_path):
+def test_a_run_past_the_timeout_is_stopped_and_failed(in_process, tmp_path):
     text = "name: t\nworkflow: pipeline\nparams: {items: 100, latency: 0.2}\nmappings: simple\ncpus: 1\ntimeout: 1\n"
-    code, _, err = cli_here("sweep", write(tmp_path, text), "-q")
+    code, _, err = in_process("sweep", write(tmp_path, text), "-q")
     assert code == 0, err
     (row,) = rows_of(tmp_path / "results" / "t" / "runs.jsonl")
     assert row["status"] == "failed" and row["error"] == "timed out after 1 s (the sweep's timeout)"

@@ -106,16 +106,16 @@ def test_a_malformed_experiment_is_one_usage_error_naming_the_file(tmp_path, tex
         ("name: d\nworkflow: pipeline\nmappings: [simple]\ncpus: [-4]\n", "cpus must be whole numbers"),
     ],
 )
-def test_bad_input_on_the_command_line_is_one_line_and_exit_2(cli_here, tmp_path, text, message):
+def test_bad_input_on_the_command_line_is_one_line_and_exit_2(in_process, tmp_path, text, message):
     write(tmp_path, text)
-    code, out, err = cli_here("sweep", "experiment.yaml")
+    code, out, err = in_process("sweep", "experiment.yaml")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("hpcflow: error: sweep experiment.yaml: ") and message in err
     assert not (tmp_path / "results").exists()  # nothing ran, nothing was written
 
 
-def test_a_missing_file_and_max_jobs_without_submit(cli_here):
-    code, _, err = cli_here("sweep", "nope.yaml")
+def test_a_missing_file_and_max_jobs_without_submit(in_process):
+    code, _, err = in_process("sweep", "nope.yaml")
     assert code == 2 and "sweep nope.yaml: cannot read it" in err
-    code, _, err = cli_here("sweep", "nope.yaml", "--max-jobs", "2")
+    code, _, err = in_process("sweep", "nope.yaml", "--max-jobs", "2")
     assert code == 2 and "--max-jobs limits batch jobs: it needs --submit" in err

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
-from ..errors import HpcflowError, RunAborted
+from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..transports import make_broker
-from ..transports.base import pool_pes
+from ..transports.base import MAX_REPLAYS, pool_pes
 from .protocol import BYE, DONE, EXITED, FAILED, FINALIZE, JOINED, READY, STOP, Chunk, Report, chunk_limit, dumps, loads
 from .termination import Termination
 
@@ -118,12 +118,14 @@ class Coordinator:
         self.hosted: dict[tuple[str, int], Worker] = {}  # (pe, instance) -> the worker pinned to it
         self.waiting: Counter[tuple[str, int]] = Counter()  # tasks for each pinned instance not yet done
         self.workers: dict[int, Worker] = {}
+        self.start_deaths = 0  # pool workers that died before they were ready (in preprocess())
         self.stats = Stats()
         self.failure: HpcflowError | None = None
         self.signalled: int | None = None
         self.t0 = 0.0
         self.started_at: float | None = None  # when every first worker was ready
         self.last_report = 0.0  # when the last task report arrived
+        self.last_progress = 0.0  # ... or a worker became ready: what the stall watchdog watches
 
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
@@ -196,6 +198,7 @@ class Coordinator:
             return  # a late message of a worker already written off
         if kind == READY:
             w.cpu_s = msg[1]
+            self.last_progress = time.perf_counter()
             if w.state == STARTING:
                 w.state = RUNNING
             if self.started_at is None and all(x.state != STARTING for x in self.workers.values()):
@@ -231,7 +234,7 @@ class Coordinator:
         self.stats.sinks.extend(report.sinks)
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
-        self.last_report = now = time.perf_counter()
+        self.last_report = self.last_progress = now = time.perf_counter()
         if not w.pool:
             self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
         if self.scaler is not None:
@@ -248,6 +251,7 @@ class Coordinator:
     def on_exit(self, w: Worker, why: str) -> None:
         w.deactivate(time.perf_counter())
         expected = w.state == STOPPING or self.failure is not None
+        starting = w.state == STARTING
         w.state = EXITED_STATE
         if expected:
             return
@@ -258,6 +262,14 @@ class Coordinator:
                 "recovered, so the run stops"
             )
             return
+        if starting:  # died in preprocess(): a replacement would most likely die the same way
+            self.start_deaths += 1
+            if self.start_deaths >= MAX_REPLAYS:
+                self.failure = RunAborted(
+                    f"{self.start_deaths} pool workers died while starting (last: {why}), in preprocess() of "
+                    f"PE {' or '.join(self.pool_pes)}; not starting more"
+                )
+                return
         try:
             self.broker.recover(w.id, why)
         except RunAborted as exc:
@@ -353,7 +365,8 @@ class Coordinator:
         return self.outcome(end - self.t0, cpu_seconds() - cpu0)
 
     def loop(self) -> None:
-        next_sample = next_scale = self.t0
+        next_sample = self.t0
+        next_scale = self.t0 if self.scaler is not None else float("inf")  # else wait() would never block
         interval = self.scaler.interval if self.scaler is not None else float("inf")
         stopping_sources = False
         while self.failure is None:
@@ -371,6 +384,7 @@ class Coordinator:
             self.broker.dispatch()
             if now >= next_sample:
                 self.sample(now)
+                self.check_stall(now)
                 next_sample = now + SAMPLE_S
             timeout = max(0.0, min(next_sample, next_scale) - time.perf_counter())
             for wid, msg in self.broker.poll(timeout):
@@ -380,6 +394,19 @@ class Coordinator:
             self.failure = RunAborted(
                 f"stopped by {name}: sources stopped, in-flight work drained", exit_code=128 + self.signalled
             )
+
+    def check_stall(self, now: float) -> None:
+        """The watchdog: a run in which nothing has finished for `stall_timeout` seconds
+        stops with an error naming the PEs that hold work, instead of hanging."""
+        limit = self.options.stall_timeout
+        if not limit or now - max(self.last_progress, self.t0) <= limit:
+            return
+        held = self.term.holding_work()
+        where = ", ".join(f"PE {pe} holds {n} task(s)" for pe, n in held.items()) or "no PE holds work"
+        self.failure = RunAborted(
+            f"no task finished for {limit:g} s (stall_timeout): {where}; a PE may be stuck in process(), or "
+            "its tasks take longer than that (raise stall_timeout, 0 turns the watchdog off)"
+        )
 
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
@@ -462,6 +489,31 @@ class Coordinator:
     def _restore_signal_handlers(old: dict) -> None:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def check(job: Job) -> None:
+    """Bad input for this engine, refused before the run: run inputs that cannot be
+    pickled to the root's process, and, unless workers are forked, PEs that cannot be
+    pickled to a spawned worker."""
+    for root, feed in job.feeds.items():
+        if isinstance(feed, list):
+            try:
+                dumps(feed)
+            except Exception as exc:
+                raise UsageError(
+                    f"inputs for PE {root} cannot be pickled to pass them to its process: {type(exc).__name__}: {exc}"
+                ) from None
+    method = job.options.resolved_start_method
+    if method == "fork":
+        return
+    for pe in job.graph.pes:
+        try:
+            dumps(pe)
+        except Exception as exc:
+            raise UsageError(
+                f"PE {pe.name} cannot be pickled to start a worker with start_method {method!r}: "
+                f"{type(exc).__name__}: {exc}; use start_method 'fork', or create what it holds in preprocess()"
+            ) from None
 
 
 def execute(job: Job) -> Outcome:

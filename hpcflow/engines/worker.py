@@ -20,8 +20,9 @@ from typing import Any
 
 from ..errors import PEError, RunAborted
 from ..graph import WorkflowGraph
-from ..invoke import Invoker
+from ..invoke import Invoker, short_repr
 from ..options import Options
+from ..pe import GenericPE
 from ..plan import Plan
 from ..routing import Router
 from ..transports.base import Channel, ChannelClosed
@@ -31,7 +32,10 @@ from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, c
 class OutputBuffer:
     """Routes what the PEs write and packs it into chunks per destination."""
 
-    def __init__(self, router: Router, service_s: Sequence[float], pe_index: dict[str, int], collect: bool):
+    def __init__(
+        self, graph: WorkflowGraph, router: Router, service_s: Sequence[float], pe_index: dict[str, int], collect: bool
+    ):
+        self.graph = graph
         self.router = router
         self.service_s = service_s  # kept current by the channel (the coordinator measures)
         self.pe_index = pe_index
@@ -48,17 +52,49 @@ class OutputBuffer:
         for d in dests:
             self.buckets[(d.pe, d.instance)].append((d.port, data))
 
-    def take(self) -> tuple[list[Chunk], list[tuple[str, str, bytes]]]:
-        chunks = []
-        for (pe, inst), items in self.buckets.items():
-            size = chunk_limit(self.service_s[self.pe_index[pe]])
-            for i in range(0, len(items), size):
-                part = items[i : i + size]
-                chunks.append(Chunk(pe, inst, len(part), dumps(part)))
-        sinks = [(pe, port, dumps(items)) for (pe, port), items in self.sinks.items()]
-        self.buckets.clear()
-        self.sinks.clear()
+    def take(self, writers: list[GenericPE]) -> tuple[list[Chunk], list[tuple[str, str, bytes]]]:
+        """The buffered outputs, pickled; `writers` are the PEs that wrote them, named in
+        the PEError raised for an output that cannot be pickled."""
+        try:
+            chunks = []
+            for (pe, inst), items in self.buckets.items():
+                size = chunk_limit(self.service_s[self.pe_index[pe]])
+                for i in range(0, len(items), size):
+                    part = items[i : i + size]
+                    chunks.append(Chunk(pe, inst, len(part), dumps(part)))
+            sinks = [(pe, port, dumps(items)) for (pe, port), items in self.sinks.items()]
+        except Exception:
+            raise self._unpicklable(writers) from None
+        finally:
+            self.buckets.clear()
+            self.sinks.clear()
         return chunks, sinks
+
+    def _unpicklable(self, writers: list[GenericPE]) -> PEError:
+        """The error for the first output that cannot be pickled, naming the PE that wrote
+        it: the PE of an unconnected port, or the writer upstream of the stream it was on."""
+        ran = {pe.name: pe for pe in writers}
+        written = [(pe, port, data, True) for (pe, port), items in self.sinks.items() for data in items]
+        for (dst, _), items in self.buckets.items():
+            written += [(dst, port, data, False) for port, data in items]
+        for pe, port, data, by_pe in written:
+            try:
+                dumps(data)
+            except Exception as exc:
+                if not by_pe:  # (pe, port) is where it was going: find who wrote it
+                    ups = sorted((e.src, e.src_port) for e in self.graph.edges if (e.dst, e.dst_port) == (pe, port))
+                    pe, port = next(((src, p) for src, p in ups if src in ran), ups[0])
+                writer = ran.get(pe)
+                return PEError(
+                    pe,
+                    writer.instance if writer is not None else None,
+                    "<sending outputs>",
+                    f"an item written to port {port!r} cannot be pickled to pass it to another process "
+                    f"({short_repr(data)}): {type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+        what = "its outputs cannot be pickled to pass them to another process"
+        return PEError(", ".join(ran) or "?", None, "<sending outputs>", what)
 
 
 def _die_with_parent() -> None:
@@ -95,7 +131,7 @@ def worker_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel.open()
     pe_index = {n: i for i, n in enumerate(plan.order)}
-    out = OutputBuffer(Router(graph, plan), channel.service_s, pe_index, options.collect)
+    out = OutputBuffer(graph, Router(graph, plan), channel.service_s, pe_index, options.collect)
     pes = []
     for name, instance in hosts:
         pe = graph.get(name)
@@ -121,7 +157,7 @@ def worker_main(
                 return
             else:
                 raise ValueError(f"unknown message {kind!r}")
-            chunks, sinks = out.take()
+            chunks, sinks = out.take([invoker.pes[pe] for pe, _, _ in stats])
             errors, invoker.errors = invoker.errors, []
             channel.complete(Report(chunks, sinks, stats, errors, time.process_time()))
     except PEError as exc:
@@ -130,7 +166,7 @@ def worker_main(
         pass  # the coordinator is gone
     except Exception as exc:  # a fault of hpcflow itself: report it instead of dying silently
         where = ", ".join(f"{pe}[{i}]" for pe, i in hosts[:3])
-        err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}", tb=traceback.format_exc())
         channel.send((FAILED, err, time.process_time()))
     finally:
         channel.close()

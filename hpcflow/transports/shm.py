@@ -170,6 +170,8 @@ class ShmBroker(Broker):
         for c in report.outputs:
             self.enqueue(c)
         s = self.slots[wid]
+        for c in s.lease or ():
+            self.replays.pop(id(c), None)  # done: its id may be reused by a new chunk
         s.lease = None
         s.ready = True
         s.idle_since = time.perf_counter()
@@ -180,17 +182,20 @@ class ShmBroker(Broker):
     def pool_work(self) -> list[Chunk]:
         """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
         work, so no worker holds much more than that while others idle; while a PE's
-        speed is unknown, one chunk (of one task) at a time."""
+        speed is unknown, one chunk (of one task) at a time. A chunk replayed after its
+        worker died goes alone, so that if it kills again, the error names its PE."""
         chunks: list[Chunk] = []
         est = 0.0
         for pe in self.pool_priority:
             q = self.pool_queues[pe]
             svc = self.service[self.pe_index[pe]]
             while q:
-                if chunks and est >= DISPATCH_TARGET_S:
+                if chunks and (est >= DISPATCH_TARGET_S or self.replays[id(q[0])]):
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
+                if self.replays[id(c)]:
+                    return chunks
                 est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
         return chunks
 
