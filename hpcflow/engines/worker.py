@@ -139,14 +139,19 @@ def worker_main(
         pes.append(pe)
     invoker = Invoker(pes, out.sink, options.error_policy)
     roots = set(plan.roots)
+    prepared: set[str] = set()
     try:
-        for name, _ in hosts:
-            invoker.preprocess(name)
+        if len(hosts) == 1:  # a pinned instance: ready means preprocessed
+            invoker.preprocess(hosts[0][0])
+            prepared.add(hosts[0][0])
         channel.send((READY, time.process_time()))
         while True:
             msg = channel.receive()
             kind = msg[0]
             if kind == WORK:
+                for pe in {c.pe for c in msg[1]} - prepared:  # a pool worker prepares a PE when it first runs it
+                    invoker.preprocess(pe)
+                    prepared.add(pe)
                 stats = [_run_chunk(invoker, c, c.pe in roots) for c in msg[1]]
             elif kind == FINALIZE:
                 t0 = time.perf_counter()
