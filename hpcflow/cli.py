@@ -96,6 +96,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
 @click.option("--on-error", default="fail", show_default=True, help="fail | skip | retry:N[,skip]")
 @click.option("--start-method", default=None, help="fork (default on Linux) | spawn | forkserver")
+@click.option("--autoscale", default=None, metavar="POLICY[:K=V,...]", help="Auto-scaling policy of *_auto_* mappings.")
 @click.option(
     "--oversubscribe",
     is_flag=True,
@@ -105,7 +106,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, workflow, params, mapping, cpus, inputs, run_dir, redis_url, on_error, start_method, oversubscribe, quiet
+    ctx,
+    workflow,
+    params,
+    mapping,
+    cpus,
+    inputs,
+    run_dir,
+    redis_url,
+    on_error,
+    start_method,
+    autoscale,
+    oversubscribe,
+    quiet,
 ):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
@@ -131,6 +144,8 @@ def run_cmd(
             options["redis_url"] = redis_url
         if start_method:
             options["start_method"] = start_method
+        if autoscale:
+            options["autoscale"] = autoscale
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
 
     try:
