@@ -40,7 +40,7 @@ def test_targets_are_clamped_to_the_bounds():
 def test_history_records_every_step_for_the_timeline():
     scaler = make_autoscaler("backlog", 16)
     drive(scaler, burst(20, at=2), 4)
-    assert scaler.history == [(0.0, 1), (0.1, 1), (0.2, 4), pytest.approx((0.3, 4))]
+    assert scaler.history == [(0.0, 1), (0.1, 1), (0.2, 8), pytest.approx((0.3, 8))]
 
 
 def test_a_step_before_initial_starts_from_the_initial_size():

@@ -75,9 +75,22 @@ def test_backlog_saves_most_process_time_on_a_bursty_load_without_losing_runtime
 def test_backlog_follows_a_steady_beta_load_without_thrashing():
     items = steady_load()  # Beta(2,5)-second tasks at 20 a second: 5.7 workers' worth
     always, backlog, naive = run(items), run(items, "backlog"), run(items, "naive")
+    held = run(items, "backlog:drain=0.5,k=3")
     assert backlog.process_time_s < 0.45 * always.process_time_s
     assert backlog.runtime_s <= 1.01 * always.runtime_s
-    assert backlog.direction_changes < naive.direction_changes / 4
+    assert backlog.direction_changes < naive.direction_changes / 2
+    assert held.direction_changes < naive.direction_changes / 8  # what holding k samples buys
+
+
+def test_demand_wakes_between_steps_and_workers_done_above_target_are_parked():
+    # One burst of 100 tasks at t = 0.05, between two steps: the whole pool works on it
+    # before the next step, and it is parked again as the tasks run out.
+    items = [Item(0.05, (("A", 0.2),)) for _ in range(100)]
+    out = run(items, "backlog")
+    active_at = {round(t, 6): active for t, active, _ in out.timeline}
+    assert active_at[0.1] == WORKERS
+    assert out.runtime_s == pytest.approx(0.05 + 7 * 0.2)  # ceil(100 / 16) rounds of 0.2 s
+    assert out.process_time_s < WORKERS * out.runtime_s
 
 
 def test_nothing_to_save_means_nothing_lost():

@@ -14,7 +14,7 @@ from hpcflow.errors import UsageError
 def test_default_is_backlog_with_its_defaults(spec):
     parsed = parse_spec(spec)
     assert parsed.name == "backlog"
-    assert parsed.policy == BacklogPolicy(drain=0.5, k=3)
+    assert parsed.policy == BacklogPolicy(drain=0.25, k=1)
     assert parsed.interval == 0.1
 
 

@@ -37,7 +37,10 @@ class AutoScaler:
         self.interval = interval
         self.target: int | None = None
         self.history: list[tuple[float, int]] = []
-        """(t, target) of every step, for the metrics timeline."""
+        """(t, target) of every step and, between two steps, of the highest target
+        `demand` reached if above the step's: the metrics timeline, at most two entries
+        an interval however often the target moves between steps."""
+        self._peak: int | None = None  # index in history of the entry since the last step
 
     def initial(self) -> int:
         """Workers to start active, before the first observation."""
@@ -49,6 +52,28 @@ class AutoScaler:
         current = self.initial() if self.target is None else self.target
         self.target = self._clamp(self.policy.target(obs, current))
         self.history.append((obs.t, self.target))
+        self._peak = None
+        return self.target
+
+    def demand(self, obs: Observation) -> int:
+        """Desired active workers between steps, after a task report that queued work
+        while workers are parked or left a worker with nothing to run.
+
+        A policy with a `demand` rule answers at once, so a burst does not wait up to a
+        whole interval for parked workers, nor a worker with nothing left to do stay
+        active as long; a policy without one (the paper's rules, one worker a step)
+        keeps its target until its next step."""
+        current = self.initial() if self.target is None else self.target
+        rule = getattr(self.policy, "demand", None)
+        if rule is None:
+            return current
+        self.target = self._clamp(rule(obs, current))
+        if self._peak is not None:
+            if self.target > self.history[self._peak][1]:
+                self.history[self._peak] = (obs.t, self.target)
+        elif self.target > (self.history[-1][1] if self.history else current):
+            self.history.append((obs.t, self.target))
+            self._peak = len(self.history) - 1
         return self.target
 
     def _clamp(self, n: int) -> int:

@@ -5,7 +5,10 @@ hysteresis length, or to show that a policy answers a burst within one step. Her
 is simulated (an event queue, no sleeping, no processes): items arrive, each passes
 through a chain of PEs with given service times, workers take tasks from one FIFO
 queue, and every `interval` the scaler observes the pool exactly as the coordinator
-would and workers are woken or parked by the coordinator's rules. Runtime and process
+would and workers are woken or parked by the coordinator's rules, including its
+between-steps rules: work queued while workers are parked asks the scaler's `demand`,
+and a worker that finishes a task with the pool above target is parked; `demand` is
+also asked when a worker finishes and nothing is queued. Runtime and process
 time are measured as `hpcflow.metrics` defines them.
 
     python -m hpcflow.autoscale.simulate                      # the standard comparison
@@ -124,6 +127,7 @@ class _Pool:
 
     def _arrive(self, t: float, item: int) -> None:
         self._enqueue(item, 0)
+        self._on_demand(t)
 
     def _done(self, t: float, w: int) -> None:
         task = self.task[w]
@@ -136,6 +140,18 @@ class _Pool:
         self.last_done = t
         if stage + 1 < len(self.items[item].stages):
             self._enqueue(item, stage + 1)
+        self._on_demand(t, done=True)
+        if self.scaler and sum(s != _PARKED for s in self.state) > self.scaler.target:
+            self.state[w] = _PARKED  # the coordinator parks a worker done above target
+            self.process_time += t - self.active_since[w]
+
+    def _on_demand(self, t: float, done: bool = False) -> None:
+        """The coordinator's rule between steps: ask the scaler's `demand` when work is
+        queued while workers are parked, or a worker is done and nothing is queued, and
+        wake workers up to its answer (parking is left to the finished worker)."""
+        if self.scaler and ((self.queue and _PARKED in self.state) or (done and not self.queue)):
+            active = [w for w, s in enumerate(self.state) if s != _PARKED]
+            self._scale(t, active, self.scaler.demand(self._observe(t, active)), up_only=True)
 
     def _woken(self, t: float, w: int) -> None:
         if self.state[w] == _WAKING and self.since[w] == t:  # not parked and woken again since
@@ -175,9 +191,11 @@ class _Pool:
             idle_s=sum(waiting) / len(waiting) if waiting else 0.0,
         )
 
-    def _scale(self, t: float, active: list[int], target: int) -> None:
+    def _scale(self, t: float, active: list[int], target: int, up_only: bool = False) -> None:
         """The coordinator's rules: wake parked workers up to the target; park waking,
         then idle workers (longest idle first) down to it; never a busy one."""
+        if up_only and target <= len(active):
+            return
         if target > len(active):
             parked = [w for w, s in enumerate(self.state) if s == _PARKED]
             for w in parked[: target - len(active)]:

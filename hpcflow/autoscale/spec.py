@@ -28,7 +28,12 @@ finished a typical task; 50-200 ms all work, the policies count in samples."""
 
 
 class Policy(Protocol):
-    """A scaling rule: a starting size, then a desired active count per observation."""
+    """A scaling rule: a starting size, then a desired active count per observation.
+
+    A policy may also have `demand(obs, current) -> int`, asked between steps when
+    work is queued while workers are parked or a worker is left with nothing to do, to
+    answer at once (see `AutoScaler.demand`); `backlog` has one, the paper's rules do
+    not."""
 
     def initial(self, min_workers: int, max_workers: int) -> int: ...
 

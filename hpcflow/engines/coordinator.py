@@ -238,9 +238,8 @@ class Coordinator:
         if not w.pool:
             self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
         if self.scaler is not None:
-            if w.pool and self.active_pool() > self.scaler.target:
-                self.park(w, now)  # the pool is above target: park it now rather than at the next step
-            elif not w.pool and not self.waiting[w.hosts[0]]:
+            self.rescale(w, now)
+            if not w.pool and not self.waiting[w.hosts[0]]:
                 w.deactivate(now)  # a pinned instance with nothing queued waits like a parked worker
         if w.finalizing is not None:
             self.term.finalized(*w.finalizing)
@@ -283,9 +282,6 @@ class Coordinator:
     def pool_workers(self) -> list[Worker]:
         return [w for w in self.workers.values() if w.pool and w.alive and w.state != STOPPING]
 
-    def active_pool(self) -> int:
-        return sum(1 for w in self.pool_workers() if not w.parked)
-
     def park(self, w: Worker, now: float) -> None:
         w.parked = True
         w.deactivate(now)
@@ -296,32 +292,55 @@ class Coordinator:
         w.activate(now)
         self.broker.wake(w.id)
 
-    def autoscale(self, now: float) -> None:
-        """One step of the auto-scaler: wake parked workers up to its target, or park
-        idle ones down to it; a busy worker is never interrupted."""
-        pool = self.pool_workers()
+    def observe(self, now: float, pool: list[Worker]) -> Observation:
+        """The pool as the auto-scaler sees it. Idle means active and not running a
+        task: waiting for one, or still starting."""
         active = [w for w in pool if not w.parked]
         idle_for = self.broker.idle_times([w.id for w in active], now)  # None: running a task
-        busy = [w for w in active if idle_for[w.id] is None]
         idle = [w for w in active if idle_for[w.id] is not None]
         queued_by_pe = {pe: n for pe in self.pool_pes if (n := self.broker.queued_by_pe[pe])}
-        obs = Observation(
+        return Observation(
             t=now - self.t0,
             queued=sum(queued_by_pe.values()),
             active=len(active),
-            busy=len(busy),
+            busy=len(active) - len(idle),
             queued_by_pe=queued_by_pe,
             service_s=self.service_times.snapshot(),
             idle_s=sum(idle_for[w.id] for w in idle) / len(active) if active else 0.0,
         )
-        target = self.scaler.step(obs)
+
+    def autoscale(self, now: float) -> None:
+        """One step of the auto-scaler: wake parked workers up to its target, or park
+        idle ones down to it; a busy worker is never interrupted."""
+        pool = self.pool_workers()
+        target = self.scaler.step(self.observe(now, pool))
+        active = [w for w in pool if not w.parked]
         if target > len(active):
-            for w in [w for w in pool if w.parked][: target - len(active)]:
-                self.wake(w, now)
+            self.wake_up_to(target, pool, now)
         elif target < len(active):
-            idle.sort(key=lambda w: -idle_for[w.id])  # the longest idle first
+            idle_for = self.broker.idle_times([w.id for w in active], now)  # None: running a task
+            idle = sorted((w for w in active if idle_for[w.id] is not None), key=lambda w: -idle_for[w.id])
             for w in idle[: len(active) - target]:
                 self.park(w, now)
+
+    def rescale(self, w: Worker, now: float) -> None:
+        """After a report, between steps: ask the scaler's `demand` when work is queued
+        for the pool while workers are parked, or when the pool has nothing queued (the
+        reporting worker has nothing to do); wake parked workers up to its answer, then
+        park the reporting worker if the pool is above it. A burst arriving just after a
+        step would otherwise wait up to a whole interval for workers, and a worker left
+        idle stay active as long."""
+        pool = self.pool_workers()
+        pool_queued = any(self.broker.queued_by_pe[pe] for pe in self.pool_pes)
+        if (pool_queued and any(x.parked for x in pool)) or (w.pool and not pool_queued):
+            self.wake_up_to(self.scaler.demand(self.observe(now, pool)), pool, now)
+        if w.pool and not w.parked and sum(1 for x in pool if not x.parked) > self.scaler.target:
+            self.park(w, now)
+
+    def wake_up_to(self, target: int, pool: list[Worker], now: float) -> None:
+        parked = [w for w in pool if w.parked]
+        for w in parked[: max(0, target - (len(pool) - len(parked)))]:
+            self.wake(w, now)
 
     # -- signals -------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:

@@ -4,29 +4,59 @@ A source emits `items` items `(key, value)`; it fans out to `fanout` branches of
 stages, each sleeping `latency` seconds and busy-working `cpu` seconds per item. With
 `stateful`, the branches end in a group-by count per key (2 instances) and a global total
 that emits in postprocess(); otherwise the last stages' outputs are the results.
+
+Two options shape the load for the auto-scaling benchmark, both off by default:
+
+- `burst` > 0: the source emits its items `burst` at a time, waiting `pause` seconds
+  before every burst (the first one too: a source that waited only between bursts
+  would look cheap on its first call, and the engine would then batch all its later
+  calls into one chunk), so the pool alternates between all needed and idle.
+- `latency_dist="beta"`: each stage sleeps a Beta(2,5) draw scaled to a mean of
+  `latency` (0 to 3.5 x `latency`, mostly short with a long tail, the shape of the
+  dispel4py paper's injected latencies), seeded by the item, the branch and the stage,
+  so that every mapping and every repeat sleeps the same.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import time
 
+from ..errors import UsageError
 from ..graph import WorkflowGraph
 from ..grouping import stable_hash
 from ..pe import GenericPE, IterativePE, ProducerPE
 
 KEYS = 16
+BETA_MEAN = 2 / 7  # of Beta(2,5): a draw divided by it has mean 1
+LATENCY_DISTS = ("fixed", "beta")
 
 
 class Source(ProducerPE):
-    def __init__(self, seed: int = 0):
+    """One item a call; with `burst`, `burst` items a call, each after a `pause`."""
+
+    def __init__(self, seed: int = 0, items: int = 0, burst: int = 0, pause: float = 0.0):
         super().__init__()
         self.seed = seed
+        self.items = items
+        self.burst = burst
+        self.pause = pause
         self.count = 0
 
-    def _process(self, inputs):
+    def item(self) -> tuple[int, int]:
         i = self.count
         self.count += 1
         return (stable_hash((self.seed, i)) % KEYS, i)
+
+    def _process(self, inputs):
+        if not self.burst:
+            return self.item()
+        if self.pause:
+            time.sleep(self.pause)
+        for _ in range(min(self.burst, self.items - self.count)):
+            self.write("output", self.item())
+        return None
 
 
 def busy(seconds: float) -> None:
@@ -36,18 +66,30 @@ def busy(seconds: float) -> None:
         pass
 
 
+def beta_latency(mean: float, seed: int, branch: int, stage: int, value: int) -> float:
+    """The sleep of one item in one stage under `latency_dist="beta"`."""
+    rng = random.Random(stable_hash((seed, branch, stage, value)))
+    return mean * rng.betavariate(2, 5) / BETA_MEAN
+
+
 class Stage(IterativePE):
-    def __init__(self, latency: float = 0.0, cpu: float = 0.0):
+    def __init__(self, latency: float = 0.0, cpu: float = 0.0, dist: str = "fixed", seed: int = 0, position=(0, 0)):
         super().__init__()
         self.latency = latency
         self.cpu = cpu
+        self.dist = dist
+        self.seed = seed
+        self.position = position  # (branch, stage): seeds a beta latency
 
     def _process(self, data):
+        key, value = data
         if self.latency:
-            time.sleep(self.latency)
+            if self.dist == "beta":
+                time.sleep(beta_latency(self.latency, self.seed, *self.position, value))
+            else:
+                time.sleep(self.latency)
         if self.cpu:
             busy(self.cpu)
-        key, value = data
         return (key, value + 1)
 
 
@@ -92,26 +134,44 @@ def build(
     fanout: int = 1,
     stateful: bool = False,
     seed: int = 0,
+    burst: int = 0,
+    pause: float = 0.0,
+    latency_dist: str = "fixed",
 ):
-    if stages < 1 or fanout < 1 or items < 0:
-        from ..errors import UsageError
-
-        raise UsageError("pipeline needs stages >= 1, fanout >= 1 and items >= 0")
+    """The pipeline graph, the source's number of calls, and `work_s`: the seconds of
+    latency and CPU work injected in all (the exact sum of the draws for beta)."""
+    for name, value, least in (
+        ("stages", stages, 1),
+        ("fanout", fanout, 1),
+        ("items", items, 0),
+        ("burst", burst, 0),
+        ("pause", pause, 0),
+    ):
+        if value < least:
+            raise UsageError(f"pipeline needs {name} >= {least}, got {value}")
+    if latency_dist not in LATENCY_DISTS:
+        raise UsageError(f"pipeline: latency_dist must be one of {', '.join(LATENCY_DISTS)}, got {latency_dist!r}")
     graph = WorkflowGraph()
-    source = Source(seed)
+    source = Source(seed, items, burst, pause)
     graph.add(source)
     ends = []
-    for _ in range(fanout):
+    for branch in range(fanout):
         prev = source
-        for _ in range(stages):
-            stage = Stage(latency, cpu)
-            graph.connect(prev, "output", stage, "input")
-            prev = stage
+        for stage in range(stages):
+            pe = Stage(latency, cpu, latency_dist, seed, (branch, stage))
+            graph.connect(prev, "output", pe, "input")
+            prev = pe
         ends.append(prev)
     if stateful:
         count, total = CountByKey(), Total()
         for end in ends:
             graph.connect(end, "output", count, "input")
         graph.connect(count, "output", total, "input")
-    info = {"work_s": items * fanout * stages * (latency + cpu)}
-    return graph, {source: items}, info
+    if latency_dist == "beta" and latency:
+        sleep_s = sum(
+            beta_latency(latency, seed, b, s, i + s) for b in range(fanout) for s in range(stages) for i in range(items)
+        )
+    else:
+        sleep_s = items * fanout * stages * latency
+    calls = math.ceil(items / burst) if burst else items
+    return graph, {source: calls}, {"work_s": sleep_s + items * fanout * stages * cpu}

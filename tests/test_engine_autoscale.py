@@ -1,0 +1,142 @@
+"""Auto-scaling in the shared-memory engine, end to end: a bursty load parks workers,
+a parked worker costs no CPU, and every policy runs and is named in the metrics.
+
+No assertion is about time: the pauses only make room for what is checked, and what
+is checked is what the engine did (its metrics, and the CPU counters of its workers)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psutil
+import pytest
+from graphs import canonical, linear
+
+from hpcflow import run
+from hpcflow.api import prepare
+from hpcflow.engines.coordinator import Coordinator
+from hpcflow.workflows.pipeline import build
+
+pytestmark = pytest.mark.timeout(120)
+
+PROCESSES = 6  # the source's process and a pool of 5
+
+
+def bursty(bursts: int = 2, pause: float = 1.0, cpu: float = 0.0):
+    """Bursts of 20 items through two 10 ms stages (and `cpu` s of busy work), each
+    after `pause` seconds."""
+    return build(items=20 * bursts, burst=20, pause=pause, stages=2, latency=0.01, cpu=cpu)
+
+
+def test_a_bursty_load_parks_workers_and_wakes_the_pool_for_a_burst():
+    graph, inputs, _ = bursty()
+    expected = run(graph, inputs, "simple")
+    m = run(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="backlog").metrics
+    assert m.status == "ok" and m.items == expected.metrics.items
+    assert min(active for _, active, _ in m.timeline) < PROCESSES
+    assert m.process_time_s < PROCESSES * m.runtime_s
+    targets = [n for _, n in m.autoscale_timeline]
+    top = targets.index(PROCESSES - 1)  # 20 unmeasured tasks: a worker each, the whole pool
+    assert min(targets[top:]) < PROCESSES - 1  # and parked again after it
+
+
+def test_dyn_multi_keeps_every_pool_worker_active():
+    graph, inputs, _ = bursty(bursts=1, pause=0.3)
+    m = run(graph, inputs, "dyn_multi", PROCESSES).metrics
+    assert all(active >= PROCESSES - 1 for _, active, _ in m.timeline)  # the source's process ends early
+    assert "autoscale" not in m.to_dict()
+
+
+def cpu_s(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def parked_snapshot(coord: Coordinator) -> dict[int, tuple[float, float]]:
+    """{worker id: (active seconds so far, CPU seconds)} of the pool workers parked now.
+
+    A worker is in it only if parked before and after its CPU time is read, with no
+    park in between (which would have added to its active seconds)."""
+    snap = {}
+    for w in list(coord.workers.values()):
+        if not (w.pool and w.alive):
+            continue
+        before = (w.parked, w.active_s)
+        try:
+            cpu = cpu_s(coord.broker.slots[w.id].proc.pid)  # white-box: the shared-memory broker's process
+        except psutil.NoSuchProcess:
+            continue
+        if before[0] and (w.parked, w.active_s) == before:
+            snap[w.id] = (w.active_s, cpu)
+    return snap
+
+
+def test_a_parked_worker_uses_no_cpu_while_parked():
+    graph, inputs, _ = bursty(bursts=2, pause=1.5, cpu=0.01)  # CPU time shows work done
+    coord = Coordinator(prepare(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="backlog"))
+    snaps: list[dict[int, tuple[float, float]]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if coord.started_at is not None:  # every worker has started: none is busy starting up
+                snaps.append(parked_snapshot(coord))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        outcome = coord.run()
+    finally:
+        done.set()
+        watcher.join()
+    assert outcome.failure is None
+    parked_spans = after_work = 0
+    for a, b in zip(snaps, snaps[1:], strict=False):
+        for wid in a.keys() & b.keys():
+            (active_a, cpu_a), (active_b, cpu_b) = a[wid], b[wid]
+            if active_a != active_b:
+                continue  # woken and parked again in between: not parked throughout
+            assert cpu_b == cpu_a, f"worker {wid} used {cpu_b - cpu_a:.2f} s of CPU while parked"
+            parked_spans += 1
+            after_work += cpu_a > 0
+    # All but one pool worker are parked from the start to the first burst, 1.5 s in;
+    # the burst wakes them all (its tasks are not measured yet: a worker each), and
+    # they are parked again for the 1.5 s before the second.
+    assert parked_spans >= 10
+    assert after_work >= 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [("naive", "naive"), ("idle", "idle"), ("backlog:drain=0.5,k=3", "backlog"), (None, "backlog")],
+)
+def test_every_policy_runs_and_is_named_in_the_metrics(spec, name):
+    graph, inputs = linear(40)
+    expected = run(graph, inputs, "simple")
+    options = {"autoscale": spec} if spec else {}
+    got = run(graph, inputs, "dyn_auto_multi", 4, **options)
+    assert canonical(got.outputs) == canonical(expected.outputs)
+    assert got.metrics.autoscale == name
+    assert got.metrics.autoscale_timeline  # [t, target] from the first step on
+    assert got.metrics.to_dict()["autoscale"] == name
+
+
+def test_the_cli_takes_a_policy_and_records_it(cli, tmp_path):
+    done = cli(
+        "run", "pipeline", "-p", "items=20", "-p", "stages=1", "--mapping", "dyn_auto_multi",
+        "--cpus", "2", "--autoscale", "backlog:drain=0.5,k=3", "-q", "--run-dir", "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["autoscale"] == "backlog" and metrics["items"]["Stage"] == 20
+
+
+def test_the_cli_refuses_an_unknown_policy_in_one_line(cli):
+    done = cli("run", "pipeline", "--mapping", "dyn_auto_multi", "--cpus", "2", "--autoscale", "eager")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "hpcflow: error: unknown autoscale policy 'eager'; choose one of: backlog, naive, idle"
+    ]
