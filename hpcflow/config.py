@@ -7,6 +7,7 @@ cpus: 32
 params: {scale: 1}
 autoscale: backlog            # a policy name, or {policy: name, ...parameters}
 redis_url: redis://host:6379
+stall_timeout: 900            # seconds without a finished task before a run stops (0: never)
 batch: {partition: short, account: proj42, walltime: "01:00:00", mem: 8G, modules: [python/3.11], scheduler: slurm}
 ```
 
@@ -41,14 +42,22 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class ConfigValues:
+    """The keys of a configuration and their values: what one file holds (`Config`) and
+    what a command ends up with from every place it looks (`settings.Settings`)."""
+
     workflow: str | None = None
     mapping: str | None = None
     cpus: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     autoscale: str | dict[str, Any] | None = None
     redis_url: str | None = None
+    stall_timeout: float | None = None
     batch: BatchConfig = field(default_factory=BatchConfig)
+
+
+@dataclass(frozen=True)
+class Config(ConfigValues):
     path: Path | None = None  # the file it came from
 
 
@@ -60,15 +69,20 @@ def load_config(path: str | Path | None = None) -> Config:
             return Config()
         path = DEFAULT_CONFIG
     path = Path(path)
+    return parse_config(read_yaml(path, "config"), path)
+
+
+def read_yaml(path: Path, kind: str) -> Any:
+    """The YAML document in `path`; a file that cannot be read or parsed is a UsageError
+    that starts `{kind} {path}:` and says where the YAML went wrong."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise UsageError(f"config {path}: cannot read it: {exc.strerror or exc}") from None
+        raise UsageError(f"{kind} {path}: cannot read it: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"config {path}: not valid YAML: {_yaml_problem(exc)}") from None
-    return parse_config(data, path)
+        raise UsageError(f"{kind} {path}: not valid YAML: {_yaml_problem(exc)}") from None
 
 
 def parse_config(data: Any, path: Path) -> Config:
@@ -76,7 +90,7 @@ def parse_config(data: Any, path: Path) -> Config:
     if data is None:
         return Config(path=path)
     top = _mapping(data, path, "the file")
-    _known_keys(top, Config, path, "", exclude={"path"})
+    _known_keys(top, ConfigValues, path, "")
     batch = _mapping(top.get("batch") or {}, path, "batch")
     _known_keys(batch, BatchConfig, path, "batch.")
     return Config(
@@ -86,6 +100,7 @@ def parse_config(data: Any, path: Path) -> Config:
         params=dict(_mapping(top.get("params") or {}, path, "params")),
         autoscale=_autoscale(top.get("autoscale"), path),
         redis_url=_text(top, "redis_url", path),
+        stall_timeout=_seconds(top, "stall_timeout", path),
         batch=BatchConfig(
             partition=_text(batch, "partition", path, "batch."),
             account=_text(batch, "account", path, "batch."),
@@ -110,8 +125,8 @@ def _mapping(value: Any, path: Path, what: str) -> dict[str, Any]:
     return value
 
 
-def _known_keys(data: dict, cls: type, path: Path, prefix: str, exclude: frozenset | set = frozenset()) -> None:
-    known = [name for name in cls.__dataclass_fields__ if name not in exclude]
+def _known_keys(data: dict, cls: type, path: Path, prefix: str) -> None:
+    known = list(cls.__dataclass_fields__)
     unknown = [str(key) for key in data if key not in known]
     if unknown:
         raise UsageError(
@@ -135,6 +150,15 @@ def _positive_int(data: dict, key: str, path: Path) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"config {path}: {key} must be a whole number of at least 1, got {value!r}")
     return value
+
+
+def _seconds(data: dict, key: str, path: Path) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UsageError(f"config {path}: {key} must be a number of seconds, 0 or more, got {value!r}")
+    return float(value)
 
 
 def _autoscale(value: Any, path: Path) -> str | dict[str, Any] | None:

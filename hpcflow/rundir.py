@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .metrics import to_jsonable
 from .result import RunResult
 
@@ -35,6 +36,20 @@ def new_run_dir(workflow: str, mapping: str, root: str | Path = "runs") -> Path:
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
+
+
+def make_run_dir(run_dir: str | Path | None, workflow: str, mapping: str) -> tuple[bool, Path]:
+    """`run_dir`, made if need be, or a new directory under runs/: (whether this call made
+    it, so that a run that never starts can take it away again; the directory)."""
+    created = run_dir is None or not Path(run_dir).exists()
+    path = Path(run_dir) if run_dir else new_run_dir(workflow, mapping)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the run directory {path}: {exc.strerror or exc}; give --run-dir a writable path"
+        ) from None
+    return created, path
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ configs/default.yaml written for galaxy does not receive galaxy's parameters.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +21,7 @@ from typing import Any
 
 from .autoscale.spec import DEFAULT_POLICY
 from .batch.schedulers import SCHEDULERS
-from .config import DEFAULT_CONFIG, BatchConfig, Config, load_config
+from .config import DEFAULT_CONFIG, BatchConfig, Config, ConfigValues, load_config
 from .errors import UsageError
 
 COMMAND_LINE = "command line"
@@ -32,24 +33,18 @@ ENVIRONMENT = {  # setting -> variable; batch settings are "batch.<field>"
     "cpus": "HPCFLOW_CPUS",
     "autoscale": "HPCFLOW_AUTOSCALE",
     "redis_url": "HPCFLOW_REDIS_URL",
+    "stall_timeout": "HPCFLOW_STALL_TIMEOUT",
     "batch.partition": "HPCFLOW_PARTITION",
     "batch.account": "HPCFLOW_ACCOUNT",
     "batch.walltime": "HPCFLOW_WALLTIME",
     "batch.scheduler": "HPCFLOW_SCHEDULER",
 }
 
-TOP_LEVEL = ("workflow", "mapping", "cpus", "autoscale", "redis_url")
+TOP_LEVEL = tuple(f.name for f in fields(ConfigValues) if f.name not in ("params", "batch"))  # a value each
 
 
 @dataclass(frozen=True)
-class Settings:
-    workflow: str | None = None
-    mapping: str | None = None
-    cpus: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    autoscale: str | dict[str, Any] | None = None
-    redis_url: str | None = None
-    batch: BatchConfig = field(default_factory=BatchConfig)
+class Settings(ConfigValues):
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     files: tuple[str, ...] = ()  # the configuration files read, lowest precedence first
 
@@ -63,7 +58,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """For the metrics: what was set, and where from (batch only where set)."""
         batch = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.batch).items() if v or v == 0}
-        d = {k: getattr(self, k) for k in ("workflow", "mapping", "cpus", "params", "autoscale", "redis_url")}
+        d = {f.name: getattr(self, f.name) for f in fields(ConfigValues) if f.name != "batch"}
         return {**d, **({"batch": batch} if batch else {}), "sources": dict(self.sources)}
 
 
@@ -130,7 +125,8 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         text = env.get(name, "").strip()
         if not text:
             continue
-        values[key] = _env_cpus(name, text) if key == "cpus" else text
+        parse = _ENV_NUMBERS.get(key)
+        values[key] = parse(name, text) if parse else text
     scheduler = values.get("batch.scheduler")
     if scheduler is not None and scheduler not in SCHEDULERS:
         raise UsageError(f"HPCFLOW_SCHEDULER={scheduler!r} is not one of {', '.join(SCHEDULERS)}")
@@ -141,6 +137,19 @@ def _env_cpus(name: str, text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UsageError(f"{name}={text!r} must be a whole number of at least 1")
     return int(text)
+
+
+def _env_seconds(name: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise UsageError(f"{name}={text!r} must be a number of seconds, 0 or more")
+    return seconds
+
+
+_ENV_NUMBERS = {"cpus": _env_cpus, "stall_timeout": _env_seconds}  # the settings that are not text
 
 
 def autoscale_text(spec: str | Mapping[str, Any] | None) -> str | None:

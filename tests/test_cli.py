@@ -54,6 +54,24 @@ def build(who="world", times=2):
 """
 
 
+STUCK = """
+import time
+
+from hpcflow import IterativePE, ProducerPE, WorkflowGraph
+
+class Numbers(ProducerPE):
+    def _process(self, inputs):
+        return 1
+
+class Stuck(IterativePE):
+    def _process(self, data):
+        time.sleep(60)
+
+graph = WorkflowGraph()
+graph.connect(Numbers(), "output", Stuck(), "input")
+"""
+
+
 def write(tmp_path, name, source):
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
@@ -212,6 +230,23 @@ def test_debug_shows_the_traceback_of_bad_input(in_process, tmp_path):
     assert code == 2
     assert "Traceback" in err and "GraphError" in err
     assert err.splitlines()[-1].startswith("hpcflow: error: the workflow graph has a cycle")
+
+
+def test_stall_timeout_stops_a_run_in_which_no_task_finishes(in_process, tmp_path):
+    path = write(tmp_path, "stuck.py", STUCK)
+    args = ["run", path, "--inputs", "2", "-m", "dyn_multi", "-n", "2", "--oversubscribe", "--run-dir", "out", "-q"]
+    code, out, err = in_process(*args, "--stall-timeout", "0.5")
+    assert code == 1 and out == ""
+    assert err.splitlines()[-1].startswith("hpcflow: error: no task finished for 0.5 s (stall_timeout): PE Stuck holds")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["config"]["stall_timeout"] == 0.5
+    assert metrics["config"]["sources"]["stall_timeout"] == "command line"
+
+
+def test_a_negative_stall_timeout_is_exit_2(in_process, tmp_path):
+    code, _, err = in_process("run", "pipeline", "--stall-timeout", "-1")
+    assert code == 2 and err == "hpcflow: error: stall_timeout must be 0 (off) or more seconds, got -1.0\n"
+    assert run_dirs(tmp_path) == []
 
 
 def test_mappings(in_process):

@@ -26,6 +26,7 @@ cpus: 32
 params: {scale: 5, heavy: true}
 autoscale: {policy: backlog, keep_alive: 2}
 redis_url: redis://login1:6379
+stall_timeout: 600
 batch:
   partition: short
   account: proj42
@@ -38,7 +39,7 @@ batch:
     assert (config.workflow, config.mapping, config.cpus) == ("galaxy", "dyn_auto_multi", 32)
     assert config.params == {"scale": 5, "heavy": True}
     assert config.autoscale == {"policy": "backlog", "keep_alive": 2}
-    assert config.redis_url == "redis://login1:6379"
+    assert config.redis_url == "redis://login1:6379" and config.stall_timeout == 600.0
     assert config.batch.partition == "short" and config.batch.account == "proj42"
     assert config.batch.walltime == "01:30:00" and config.batch.mem == "8G"
     assert config.batch.modules == ("python/3.11", "openmpi")
@@ -99,6 +100,8 @@ def test_a_scheduler_must_be_known(tmp_path):
         ("mapping: {a: 1}\n", r"mapping must be text"),
         ("autoscale: 3\n", r"autoscale must be a policy name"),
         ("batch: {modules: [1, 2]}\n", r"batch.modules must be"),
+        ("stall_timeout: soon\n", r"stall_timeout must be a number of seconds, 0 or more, got 'soon'"),
+        ("stall_timeout: -5\n", r"stall_timeout must be a number of seconds"),
     ],
 )
 def test_malformed_config_is_one_usage_error_naming_the_file(tmp_path, text, message):

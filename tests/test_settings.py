@@ -65,6 +65,16 @@ def test_each_layer_wins_over_the_ones_below(configs):
     assert with_cli.batch.partition == "cli" and with_cli.sources["mapping"] == "command line"
 
 
+def test_stall_timeout_from_a_file_the_environment_or_a_flag(configs):
+    (configs / "slow.yaml").write_text("stall_timeout: 3600\n")
+    assert resolve({}, None, env={}).stall_timeout is None  # left to run()'s own default
+    from_file = resolve({}, "slow.yaml", env={})
+    assert (from_file.stall_timeout, from_file.sources["stall_timeout"]) == (3600.0, "config slow.yaml")
+    from_env = resolve({}, "slow.yaml", env={"HPCFLOW_STALL_TIMEOUT": "0"})
+    assert (from_env.stall_timeout, from_env.sources["stall_timeout"]) == (0.0, "HPCFLOW_STALL_TIMEOUT")
+    assert resolve({"stall_timeout": 60.0}, "slow.yaml", env={"HPCFLOW_STALL_TIMEOUT": "0"}).stall_timeout == 60.0
+
+
 def test_built_in_defaults_when_nothing_else_says(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = resolve({"workflow": "pipeline"}, None, env={}, built_in={"mapping": "simple"})
@@ -85,6 +95,8 @@ def test_a_files_params_belong_to_its_workflow(configs):
         ({"HPCFLOW_CPUS": "lots"}, "HPCFLOW_CPUS='lots' must be a whole number of at least 1"),
         ({"HPCFLOW_CPUS": "0"}, "HPCFLOW_CPUS='0'"),
         ({"HPCFLOW_SCHEDULER": "lsf"}, "HPCFLOW_SCHEDULER='lsf' is not one of slurm, pbs"),
+        ({"HPCFLOW_STALL_TIMEOUT": "soon"}, "HPCFLOW_STALL_TIMEOUT='soon' must be a number of seconds, 0 or more"),
+        ({"HPCFLOW_STALL_TIMEOUT": "-1"}, "HPCFLOW_STALL_TIMEOUT='-1'"),
     ],
 )
 def test_a_malformed_variable_is_a_usage_error(tmp_path, monkeypatch, env, message):
@@ -137,6 +149,13 @@ def test_submit_passes_the_configured_autoscale_policy_to_the_job(cli, tmp_path)
     done = cli("submit", "--config", "mine.yaml", "--cpus", "2", "--mapping", "dyn_auto_multi", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "--autoscale backlog:drain=0.25" in done.stdout
+
+
+def test_submit_passes_the_configured_stall_timeout_to_the_job(cli, tmp_path):
+    (tmp_path / "mine.yaml").write_text("workflow: pipeline\nstall_timeout: 7200\n")
+    done = cli("submit", "--config", "mine.yaml", "--cpus", "2", "--mapping", "dyn_multi", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "--stall-timeout 7200.0" in done.stdout
 
 
 def test_a_cluster_profile_sets_the_scheduler_and_batch_options(cli, tmp_path):

@@ -7,8 +7,9 @@ import json
 import textwrap
 from pathlib import Path
 
+from hpcflow.sweep.cellrun import cell_command
 from hpcflow.sweep.progress import Progress, duration
-from hpcflow.sweep.spec import Cell
+from hpcflow.sweep.spec import Cell, load_sweep
 
 TINY = """
 name: tiny
@@ -145,6 +146,18 @@ def test_a_run_past_the_timeout_is_stopped_and_failed(in_process, tmp_path):
     assert code == 0, err
     (row,) = rows_of(tmp_path / "results" / "t" / "runs.jsonl")
     assert row["status"] == "failed" and row["error"] == "timed out after 1 s (the sweep's timeout)"
+
+
+def test_a_cell_is_the_command_line_a_user_would_type(tmp_path):
+    options = "options: {autoscale: {policy: backlog, k: 2}, stall_timeout: 60, on_error: skip}\n"
+    spec = load_sweep(tmp_path / write(tmp_path, TINY.replace("REPEATS", "1") + options))
+    cell = Cell({"items": 6, "seed": 1}, "dyn_multi", 2, 0)
+    command = cell_command(spec, cell, Path("/r"), "my.yaml", python="py")
+    assert command == [
+        *("py", "-m", "hpcflow", "run", "pipeline", "--mapping", "dyn_multi", "--cpus", "2", "--run-dir", "/r"),
+        *("-p", "items=6", "-p", "seed=1", "--autoscale", "backlog:k=2", "--on-error", "skip"),
+        *("--stall-timeout", "60", "--oversubscribe", "--quiet", "--config", str(Path("my.yaml").absolute())),
+    ]
 
 
 def test_the_eta_is_the_time_per_run_times_the_runs_left():

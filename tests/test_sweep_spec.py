@@ -81,6 +81,7 @@ BAD = [
     (B + "compare: [simple]\n", r"compare must be a list of"),
     (B + "options: {colour: red}\n", r"unknown option colour"),
     (B + "options: {autoscale: warp}\n", r"policy 'warp'"),
+    (B + "options: {stall_timeout: -1}\n", r"stall_timeout must be 0 \(off\) or more seconds"),
     (B + "timeout: -1\n", r"timeout must be"),
     (B + "batch: {queue: q}\n", r"unknown key batch.queue"),
 ]

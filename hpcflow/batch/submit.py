@@ -8,13 +8,14 @@ hpcflow`), so a virtualenv on the login node is the one the job uses.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import BatchConfig
 from ..errors import UsageError
+from ..runcommand import run_command
 from ..rundir import safe_name
 from .jobspec import JobSpec
 from .schedulers import Scheduler
@@ -35,7 +36,8 @@ def make_job(
     params: dict[str, Any] | None = None,
     batch: BatchConfig | None = None,
     redis_url: str | None = None,
-    autoscale: str | None = None,
+    autoscale: str | Mapping[str, Any] | None = None,
+    stall_timeout: float | None = None,
     oversubscribe: bool = False,
     workdir: Path | None = None,
     python: str = sys.executable,
@@ -45,18 +47,9 @@ def make_job(
         raise UsageError(f"--nodes {nodes} needs a *_redis mapping (such as dyn_redis): {mapping} runs on one node")
     if nodes > 1 and not redis_url:
         raise UsageError(f"--nodes {nodes} needs --redis-url (or redis_url: in the config), reachable from every node")
-    hpcflow = (python, "-m", "hpcflow")
-    launcher = [*hpcflow, "run", workflow, "--mapping", mapping, "--cpus", str(cpus), "--run-dir", str(run_dir)]
-    for key, value in (params or {}).items():
-        launcher += ["-p", f"{key}={yaml_scalar(value)}"]
-    if redis_url:
-        launcher += ["--redis-url", redis_url]
-    if autoscale:
-        launcher += ["--autoscale", autoscale]
-    if oversubscribe:
-        launcher.append("--oversubscribe")
-    batch = batch or BatchConfig()
-    workers = (*hpcflow, "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
+    options = {"autoscale": autoscale, "redis_url": redis_url, "stall_timeout": stall_timeout}
+    launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
+    workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
     return JobSpec(
@@ -67,18 +60,13 @@ def make_job(
         cpus=cpus,
         nodes=nodes,
         worker_command=workers,
-        walltime=batch.walltime,
-        partition=batch.partition,
-        account=batch.account,
-        mem=batch.mem,
-        modules=batch.modules,
+        **requested(batch or BatchConfig()),
     )
 
 
-def yaml_scalar(value: Any) -> str:
-    """`value` as `-p key=value` text that `hpcflow run` reads back as the same value."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=sys.maxsize)
-    return text.removesuffix("\n...\n").strip()
+def requested(batch: BatchConfig) -> dict[str, Any]:
+    """What a JobSpec takes from the batch settings: all but the scheduler, which submits it."""
+    return {f.name: getattr(batch, f.name) for f in fields(BatchConfig) if f.name != "scheduler"}
 
 
 def submit_job(job: JobSpec, scheduler: Scheduler) -> str:

@@ -21,9 +21,8 @@ from typing import Any
 
 import hpcflow
 
-from ..batch.submit import yaml_scalar
-from ..settings import autoscale_text
-from .spec import OPTION_FLAGS, Cell, SweepSpec
+from ..runcommand import run_command
+from .spec import Cell, SweepSpec
 
 GRACE_S = 10.0  # after SIGTERM (a timeout, Ctrl-C): time for a run to drain before SIGKILL
 ERROR_PREFIX = "hpcflow: error: "
@@ -32,16 +31,10 @@ ERROR_PREFIX = "hpcflow: error: "
 def cell_command(
     spec: SweepSpec, cell: Cell, run_dir: Path, config_file: str | Path | None = None, python: str = sys.executable
 ) -> list[str]:
-    command = [python, "-m", "hpcflow", "run", spec.workflow, "--mapping", cell.mapping, "--cpus", str(cell.cpus)]
-    command += ["--run-dir", str(run_dir), "--quiet"]
-    for key, value in cell.params.items():
-        command += ["-p", f"{key}={yaml_scalar(value)}"]
-    for key, flag in OPTION_FLAGS.items():
-        if spec.options.get(key) is not None:
-            value = spec.options[key]
-            command += [flag, autoscale_text(value) if key == "autoscale" else str(value)]
-    if spec.oversubscribe:
-        command.append("--oversubscribe")
+    command = run_command(
+        spec.workflow, cell.mapping, cell.cpus, run_dir, cell.params, spec.options, spec.oversubscribe, python
+    )
+    command.append("--quiet")
     if config_file is not None:
         command += ["--config", str(Path(config_file).absolute())]
     return command

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..batch.jobspec import JobSpec
 from ..batch.schedulers import Scheduler
-from ..batch.submit import submit_job
+from ..batch.submit import requested, submit_job
 from ..config import BatchConfig
 from ..rundir import safe_name
 from .cellrun import ERROR_PREFIX, error_line, hpcflow_path
@@ -35,11 +35,7 @@ def cell_job(name: str, command: list[str], run_dir: Path, cpus: int, batch: Bat
         run_dir=run_dir.absolute(),
         run_command=("env", f"PYTHONPATH={hpcflow_path()}", *command),
         cpus=cpus,
-        walltime=batch.walltime,
-        partition=batch.partition,
-        account=batch.account,
-        mem=batch.mem,
-        modules=batch.modules,
+        **requested(batch),
     )
 
 

@@ -7,7 +7,7 @@ params: {scale: [1, 5], heavy: true}   # a list is the values to sweep; a scalar
 mappings: [multi, dyn_multi, dyn_auto_multi]
 cpus: [4, 8, 16]
 repeats: 3
-options: {autoscale: backlog}          # to every run: autoscale, redis_url, on_error, start_method
+options: {autoscale: backlog}          # to every run: autoscale, redis_url, on_error, start_method, stall_timeout
 compare: [[dyn_auto_multi, dyn_multi]] # ratio tables, numerator first
 output: results/galaxy-autoscale       # relative to the current directory, as run directories are
 oversubscribe: true                    # allow more processes than the allocation's CPUs
@@ -30,19 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import BatchConfig, parse_config
+from ..config import BatchConfig, parse_config, read_yaml
 from ..errors import UsageError
 from ..mappings import get_mapping
 from ..options import Options
+from ..runcommand import RUN_FLAGS
 
-OPTION_FLAGS = {  # the run options a sweep may set, and the `hpcflow run` flag of each
-    "autoscale": "--autoscale",
-    "redis_url": "--redis-url",
-    "on_error": "--on-error",
-    "start_method": "--start-method",
-}
 KEYS = ("name", "workflow", "params", "mappings", "cpus", "repeats", "options", "compare", "output")
 EXTRA_KEYS = ("oversubscribe", "timeout", "batch")
 REQUIRED = ("name", "workflow", "mappings", "cpus")
@@ -129,18 +122,7 @@ class SweepSpec:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"sweep {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise UsageError(f"sweep {path}: not valid YAML: {where}{problem}") from None
-    return parse_sweep(data, path)
+    return parse_sweep(read_yaml(path, "sweep"), path)
 
 
 def parse_sweep(data: Any, path: Path) -> SweepSpec:
@@ -188,9 +170,9 @@ def parse_sweep(data: Any, path: Path) -> SweepSpec:
     options = data.get("options") or {}
     if not isinstance(options, dict):
         raise fail("options must be a mapping")
-    unknown = [k for k in options if k not in OPTION_FLAGS]
+    unknown = [k for k in options if k not in RUN_FLAGS]
     if unknown:
-        raise fail(f"unknown option {unknown[0]} (known: {', '.join(OPTION_FLAGS)})")
+        raise fail(f"unknown option {unknown[0]} (known: {', '.join(RUN_FLAGS)})")
     try:
         Options.from_kwargs(dict(options))
     except UsageError as exc:

@@ -1,0 +1,84 @@
+"""The `hpcflow` command (click). Bad input is one line on stderr and exit 2; a failed
+PE is exit 1 with metrics written; `--debug` shows tracebacks.
+
+    run       hpcflow run: one run in this allocation
+    submit    hpcflow submit: a run as a batch job
+    sweep     hpcflow sweep and report: an experiment, and its plots
+    worker    hpcflow worker: more workers for a *_redis run
+    info      hpcflow info and mappings: this machine, this hpcflow
+    flags     the flags run and submit share, and the settings they come to
+    params    -p, --inputs and --cpus, from text to checked values
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import HpcflowError, UsageError
+from ..mpirun import launcher_rank
+from .info import info_cmd, mappings_cmd
+from .params import check_cpus, parse_params
+from .run import run_cmd
+from .submit import submit_cmd
+from .sweep import report_cmd, sweep_cmd
+from .worker import worker_cmd
+
+__all__ = ["check_cpus", "cli", "main", "parse_params"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hpcflow")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run stream-based workflows inside HPC batch allocations."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+for command in (run_cmd, submit_cmd, sweep_cmd, report_cmd, worker_cmd, mappings_cmd, info_cmd):
+    cli.add_command(command)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    say = launcher_rank() == 0  # under MPI every rank has the same error: rank 0 says it
+    try:
+        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj={"argv": list(args)})
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("hpcflow: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        sys.exit(2)
+    except HpcflowError as exc:
+        if debug:  # a PE's own traceback says more than where hpcflow re-raised it
+            print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
+        if say:
+            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (--debug shows the traceback)"
+        click.echo(f"hpcflow: error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,82 @@
+"""`hpcflow submit`: a run as a batch job, checked here before anything is queued."""
+
+from __future__ import annotations
+
+import shutil
+from functools import partial
+from pathlib import Path
+
+import click
+
+from ..batch.schedulers import SCHEDULERS, find_scheduler
+from ..batch.submit import make_job, submit_job
+from ..errors import UsageError
+from ..mappings import get_mapping
+from ..options import Options
+from ..rundir import make_run_dir, run_dir_name
+from ..workflows import load_workflow
+from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+
+
+@click.command("submit")
+@workflow_options(
+    mapping_help="Mapping [default: the config's].", cpus_help="CPUs over all nodes [default: the config's]."
+)
+@click.option("--nodes", type=int, default=1, show_default=True, help="Nodes; more than one needs a *_redis mapping.")
+@click.option("--walltime", default=None, metavar="HH:MM:SS", help="Time limit of the job.")
+@click.option("--partition", default=None, help="SLURM partition or PBS queue.")
+@click.option("--account", default=None, help="Account (project) to charge.")
+@click.option("--mem", default=None, help="Memory per node: 8G, 8000M, 8gb.")
+@click.option(
+    "--scheduler", type=click.Choice(sorted(SCHEDULERS)), help="[default: the config's, else sbatch or qsub on PATH]"
+)
+@click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where the script and results go.")
+@click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
+@CONFIG_OPTION
+@click.option("--dry-run", is_flag=True, help="Print the job script; create and submit nothing.")
+def submit_cmd(
+    given, nodes, walltime, partition, account, mem, scheduler, redis_url, run_dir, oversubscribe, config_file, dry_run
+):
+    """Submit WORKFLOW as a batch job (SLURM or PBS); print the job id and the run directory.
+
+    Settings left out come from HPCFLOW_* variables, then --config FILE (a cluster
+    profile such as configs/clusters/local-slurm.yaml), then configs/default.yaml."""
+    batch = dict(walltime=walltime, partition=partition, account=account, mem=mem, scheduler=scheduler)
+    given = {**given, "redis_url": redis_url, **{f"batch.{key}": value for key, value in batch.items()}}
+    settings = command_settings(given, config_file)
+    workflow, mapping, cpus = settings.workflow, settings.mapping, settings.cpus
+    if mapping is None or cpus is None:
+        raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
+    get_mapping(mapping)
+    load_workflow(workflow, settings.params)  # an unknown workflow or parameter fails here, not in the queue
+    options = run_options(settings)
+    Options.from_kwargs(options)
+    chosen = find_scheduler(settings.batch.scheduler)
+
+    job = partial(
+        make_job,
+        workflow=workflow,
+        mapping=mapping,
+        cpus=cpus,
+        nodes=nodes,
+        params=settings.params,
+        batch=settings.batch,
+        oversubscribe=oversubscribe,
+        **options,
+    )
+    planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
+    checked = job(run_dir=planned.absolute())  # checks everything before anything is created
+    if dry_run:
+        click.echo(chosen.render(checked), nl=False)
+        return
+    created, path = make_run_dir(run_dir, workflow, mapping)
+    try:
+        job_id = submit_job(job(run_dir=path.absolute()), chosen)
+    except UsageError:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
+    click.echo(job_id)
+    click.echo(str(path))

@@ -1,0 +1,54 @@
+"""`hpcflow sweep` and `hpcflow report`: an experiment's runs and tables, then its plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..report import write_report
+from ..sweep import SweepRun, load_sweep
+from .flags import CONFIG_OPTION
+
+
+@click.command("sweep")
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option("--submit", is_flag=True, help="One batch job per cell; results gathered as the jobs end.")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, help="[default: the file's output:]")
+@CONFIG_OPTION
+@click.option("--retry-failed", is_flag=True, help="Run the cells recorded as failed again.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="--submit: jobs queued or running at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, quiet):
+    """Run the experiment EXPERIMENT.yaml: every cell (params x mappings x cpus x
+    repeats) not yet in OUTPUT/runs.jsonl, then write OUTPUT/ratios.csv and summary.md.
+
+    Cells run one after another in this allocation, or with --submit as one batch job
+    each. A failed cell is recorded with its error and the sweep goes on."""
+    if max_jobs is not None and not submit:
+        raise UsageError("--max-jobs limits batch jobs: it needs --submit")
+    spec = load_sweep(experiment)
+    outcome = SweepRun(
+        spec,
+        output=output,
+        submit=submit,
+        quiet=quiet,
+        config_file=config_file,
+        retry_failed=retry_failed,
+        max_jobs=max_jobs,
+    ).run()
+    if not quiet:
+        failed = f", {outcome.failed} failed" if outcome.failed else ""
+        summary = outcome.output / "summary.md"
+        click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}", err=True)
+    click.echo(str(outcome.output.absolute()))
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(file_okay=False))
+def report_cmd(results):
+    """Draw the plots of the sweep in RESULTS (its output directory) into RESULTS/plots/;
+    print each file written."""
+    for path in write_report(Path(results)):
+        click.echo(str(path))
