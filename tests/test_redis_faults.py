@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 
 import pytest
 import redis
+from conftest import require
 from graphs import Add, Count, FailOn, canonical, chain
 from test_engine_faults import kill_graph
 
 from hpcflow import GenericPE, IterativePE, PEError, run
 from hpcflow.errors import RunAborted
+from hpcflow.transports import find_server_binary
 from hpcflow.transports.redis.keys import RunKeys
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,3 +107,30 @@ def test_forged_messages_are_rejected_never_unpickled(redis_server, tmp_path):
     assert not marker.exists()
     assert sorted(result.output("Add")) == list(range(2, 32))
     assert result.metrics.rejected_messages == 2
+
+
+@pytest.mark.usefixtures("no_leftover_processes")
+def test_redis_server_lost_mid_run_is_a_clear_error_not_a_hang():
+    from hpcflow.transports.redis.server import PrivateServer
+
+    require(find_server_binary() is not None, "redis-server")
+    server = PrivateServer()
+    src = Count()
+    graph = chain(src, Add(1, sleep=0.05), Add(2))
+    outcome: dict = {}
+
+    def go():
+        try:
+            outcome["result"] = run(graph, {src: 400}, "dyn_redis", 4, redis_url=server.url)
+        except Exception as exc:  # what the test asserts on
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=go)
+    runner.start()
+    time.sleep(1.5)  # let items flow
+    server.proc.kill()
+    runner.join(timeout=60)
+    server.stop()
+    assert not runner.is_alive(), "the run hung after its Redis server died"
+    assert isinstance(outcome.get("error"), RunAborted), outcome
+    assert "lost the Redis server mid-run" in str(outcome["error"])

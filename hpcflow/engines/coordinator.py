@@ -372,6 +372,8 @@ class Coordinator:
                 for w in self.pool_workers()[self.scaler.initial() :]:
                     self.park(w, now)
             self.loop()
+        except self.broker.lost as exc:
+            self.failure = self.transport_lost(exc)
         finally:
             try:
                 self.shutdown()
@@ -431,9 +433,23 @@ class Coordinator:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
         self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
 
+    def transport_lost(self, exc: BaseException) -> RunAborted:
+        server = self.job.mapping.transport.capitalize()
+        return RunAborted(f"lost the {server} server mid-run ({type(exc).__name__}: {exc}); the run cannot go on")
+
     def shutdown(self) -> None:
         """Stop every worker: STOP and wait for it to exit normally, kill it after a
         failure (or when it takes longer than STOP_WAIT_S)."""
+        try:
+            self._stop_workers()
+        except self.broker.lost as exc:  # nothing to wait for through a dead transport
+            self.failure = self.failure or self.transport_lost(exc)
+            live = [w for w in self.workers.values() if w.alive]
+            self.broker.kill([w.id for w in live])
+            for w in live:
+                self.on_exit(w, "killed: the transport is gone")
+
+    def _stop_workers(self) -> None:
         live = [w for w in self.workers.values() if w.alive]
         if self.failure is not None:
             self.broker.kill([w.id for w in live])

@@ -65,6 +65,10 @@ class Channel(ABC):
 class Broker(ABC):
     """The coordinator's end of the transport."""
 
+    lost: tuple[type[BaseException], ...] = ()
+    """Errors that mean the transport itself is gone (a Redis server that died): the run
+    stops with a clear error instead of a traceback or a hang."""
+
     def __init__(self) -> None:
         self.queued_by_pe: Counter[str] = Counter()
         """Tasks per PE waiting for a worker (on Redis: created and not yet completed)."""

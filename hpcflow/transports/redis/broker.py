@@ -45,6 +45,8 @@ log = logging.getLogger("hpcflow.redis")
 
 
 class RedisBroker(Broker):
+    lost = (redis.ConnectionError, redis.TimeoutError)
+
     def __init__(self, job: Job, ctx: Any):
         super().__init__()
         self.job = job
@@ -95,10 +97,15 @@ class RedisBroker(Broker):
     def close(self) -> None:
         try:
             if self.r is not None:
-                names = list(self.r.scan_iter(match=self.keys.pattern, count=1000))
-                for i in range(0, len(names), 1000):
-                    self.r.unlink(*names[i : i + 1000])
+                try:
+                    names = list(self.r.scan_iter(match=self.keys.pattern, count=1000))
+                    for i in range(0, len(names), 1000):
+                        self.r.unlink(*names[i : i + 1000])
+                except self.lost:
+                    pass  # the server is gone, and its keys with it
                 self.r.close()
+            for proc in self.procs.values():  # reaped, also when no exit event could come through
+                proc.join(timeout=5)
         finally:
             key_file = self.job.options.key_file
             if key_file and self.r is not None:  # the run is over: its key and URL are of no use
