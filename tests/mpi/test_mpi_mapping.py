@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from hpcflow import ConsumerPE, GenericPE, IterativePE, PEError, ProducerPE, UsageError, WorkflowGraph, run
+from hpcflow.workflows.pipeline import CountByKey
 
 pytestmark = [pytest.mark.mpi(min_size=4), pytest.mark.timeout(120)]
 
@@ -52,24 +53,6 @@ class Square(IterativePE):
 class Negate(IterativePE):
     def _process(self, x):
         return -x
-
-
-class CountByKey(GenericPE):
-    numprocesses = 2
-
-    def __init__(self):
-        super().__init__()
-        self._add_input("input", grouping=[0])
-        self._add_output("output")
-        self.counts: dict[int, int] = {}
-
-    def process(self, inputs):
-        key = inputs["input"][0]
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def postprocess(self):
-        for key, n in sorted(self.counts.items()):
-            self.write("output", (key, n))
 
 
 class KeyedNumbers(Numbers):
