@@ -19,14 +19,11 @@ def half_pool(min_workers: int, max_workers: int) -> int:
 
 
 @dataclass
-class NaivePolicy:
-    """The paper's queue-size rule: grow by one while the queue is longer than
-    `threshold` tasks and not shrinking, otherwise shrink by one.
+class _OneStepRule:
+    """What the paper's two rules share: a non-negative threshold, and a start at half
+    the pool."""
 
-    `threshold` = 10 is the queue length the paper's code grew at."""
-
-    threshold: int = 10
-    _last_queued: int | None = field(default=None, init=False, repr=False)
+    threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.threshold < 0:
@@ -34,6 +31,17 @@ class NaivePolicy:
 
     def initial(self, min_workers: int, max_workers: int) -> int:
         return half_pool(min_workers, max_workers)
+
+
+@dataclass
+class NaivePolicy(_OneStepRule):
+    """The paper's queue-size rule: grow by one while the queue is longer than
+    `threshold` tasks and not shrinking, otherwise shrink by one.
+
+    `threshold` = 10 is the queue length the paper's code grew at."""
+
+    threshold: int = 10
+    _last_queued: int | None = field(default=None, init=False, repr=False)
 
     def target(self, obs: Observation, current: int) -> int:
         shrinking = self._last_queued is not None and obs.queued < self._last_queued
@@ -44,7 +52,7 @@ class NaivePolicy:
 
 
 @dataclass
-class IdlePolicy:
+class IdlePolicy(_OneStepRule):
     """The paper's idle-time rule (its Redis mapping): shrink by one while the active
     workers have waited for work longer than `threshold` seconds on average, otherwise
     grow by one.
@@ -53,13 +61,6 @@ class IdlePolicy:
     ten workers it started with."""
 
     threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.threshold < 0:
-            raise ValueError("threshold must be at least 0")
-
-    def initial(self, min_workers: int, max_workers: int) -> int:
-        return half_pool(min_workers, max_workers)
 
     def target(self, obs: Observation, current: int) -> int:
         return current - 1 if obs.idle_s > self.threshold else current + 1
