@@ -36,10 +36,19 @@ class WhoRuns(IterativePE):
     def _process(self, x):
         time.sleep(self.sleep)
         joined = os.getppid() != self.coordinator_pid
-        if joined and self.kill_at is not None and x >= self.kill_at and not os.path.exists(self.marker):
-            open(self.marker, "w").close()
+        if joined and self.kill_at is not None and x >= self.kill_at and first(self.marker):
             os.kill(os.getpid(), 9)
         return (x, os.getppid())
+
+
+def first(marker: str) -> bool:
+    """True for the one process that creates `marker` (atomically: two joined workers
+    may get there at once)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def start_joiner(url, run_id, cpus=2):

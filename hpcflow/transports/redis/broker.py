@@ -5,15 +5,16 @@ the queue of each PE is visible on its own; one per pinned instance (a root's in
 stateful instance's items); one control stream per worker; one events stream that
 every worker reports to and only the coordinator reads. The coordinator writes a root's
 next chunk of inputs and the workers' commands; everything else the workers move
-themselves, and each batch's outputs, acknowledgements and report land in one
-MULTI/EXEC, so the report's counts are exact for termination.
+themselves, and each batch's outputs, acknowledgements and report land in one atomic
+script, so the report's counts are exact for termination.
 
-A worker that dies leaves its taken entries pending in their consumer group. The
-coordinator replays them once it is sure the worker's connection is closed (so nothing
-it sent is still on its way): a local worker's death shows on its process sentinel, a
-joined worker's is reported by its `hpcflow worker` supervisor, and a joined node that
-stops answering lets its heartbeat expire. No lease with a minimum idle time (XAUTOCLAIM)
-is used: a task longer than the lease would be run twice.
+A worker that dies leaves its taken entries pending in their consumer group. Whoever
+declares it gone first fences it (`fenced`): its supervisor, with the EXITED it reports,
+or this broker, when a local worker's process sentinel fires or a joined node's
+heartbeat expires. Then the events it sent before are read, its EXITED follows them,
+and the coordinator replays what it held: nothing it sends later can land beside the
+replay. No lease with a minimum idle time (XAUTOCLAIM) is used: a task longer than the
+lease would be run twice.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from ...errors import UsageError
 from ...job import Job
 from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
 from .channel import RedisChannel, client
+from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
 from .server import AUTO, PrivateServer, connect
 from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
 
 POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
 EVENTS_BATCH = 1000
-DISCONNECT_WAIT_S = 2.0  # a dead worker's connection normally closes in well under a millisecond
 log = logging.getLogger("hpcflow.redis")
 
 
@@ -53,7 +54,7 @@ class RedisBroker(Broker):
         self.ctx = ctx
         self.setup = (job.graph, job.plan, job.options)
         self.keys = RunKeys(check_run_id(job.options.run_id or new_run_id()))
-        self.signer = Signer(key_from_env() or new_key())
+        self.signer = Signer(key_from_env() or new_key(), self.keys.run_id)
         self.pool_work = [(self.keys.pool(pe), pe) for pe in reversed(pool_pes(job.plan))]  # downstream first
         self.url = ""
         self.server: PrivateServer | None = None
@@ -122,7 +123,8 @@ class RedisBroker(Broker):
     def start_worker(self, wid: int, hosts: list[tuple[str, int]], name: str) -> None:
         pinned = not is_pool(self.job.plan, hosts)
         work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] if pinned else self.pool_work
-        channel = RedisChannel(self.url, self.keys.run_id, self.signer.key, wid, work, pinned, self.job.plan.order)
+        token = grant(self.r, self.keys, wid)
+        channel = RedisChannel(self.url, self.keys.run_id, self.signer.key, wid, token, work, pinned, self.job.plan.order)
         self.procs[wid] = start_worker_process(self.ctx, channel, self.setup, hosts, name)
 
     def send(self, wid: int, msg: tuple) -> None:
@@ -143,6 +145,7 @@ class RedisBroker(Broker):
                     proc.kill()
             elif wid not in self.gone:  # a joined worker: asked to stop, and written off now
                 self.send(wid, (STOP,))
+                write_off(self.r, self.keys, [wid])
                 self.gone.add(wid)
                 self.later.append((wid, (EXITED, "stopped after the run failed")))
 
@@ -168,10 +171,12 @@ class RedisBroker(Broker):
         p.xread({stream: self.last_event}, count=EVENTS_BATCH, block=block)
         replies = p.execute()[-1]
         events = []
+        full = False
         for _, entries in replies or ():
+            full = len(entries) == EVENTS_BATCH
             for eid, fields in entries:
                 self.last_event = eid
-                ok, event = self.signer.unpack(stream, fields)
+                ok, event = self.signer.unpack_once(stream, fields)
                 if not ok:
                     continue
                 wid, msg = event
@@ -186,7 +191,7 @@ class RedisBroker(Broker):
                         continue
                     self.gone.add(wid)
                 events.append((wid, msg))
-        return events
+        return events + self._read(None) if full else events  # the rest, in order
 
     def _deaths(self, events: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         """EXITED for local workers whose process ended, after everything they sent: those
@@ -197,8 +202,7 @@ class RedisBroker(Broker):
         leaving = [wid for wid, msg in events if msg[0] in (BYE, FAILED) and wid in self.procs and wid not in dead]
         if not dead and not leaving:
             return []
-        for wid in dead:
-            self._await_disconnect(wid)
+        write_off(self.r, self.keys, dead)
         more = self._read(None) if dead else []  # their last messages come before their deaths
         for wid in dead + leaving:
             proc = self.procs[wid]
@@ -216,20 +220,17 @@ class RedisBroker(Broker):
         for wid, group in self.groups.items():
             if wid not in self.gone:
                 live.setdefault(group, []).append(wid)
-        events = []
-        for group, wids in live.items():
-            if self.r.exists(self.keys.alive(group)):
-                continue
+        lost = {group: wids for group, wids in live.items() if not self.r.exists(self.keys.alive(group))}
+        if not lost:
+            return []
+        write_off(self.r, self.keys, [wid for wids in lost.values() for wid in wids])
+        events = self._read(None)  # what they sent before they were fenced comes first
+        for group, wids in lost.items():
             for wid in wids:
-                self._await_disconnect(wid, wait_s=0)
-                self.gone.add(wid)
-                events.append((wid, (EXITED, f"its node ({group}) stopped answering")))
+                if wid not in self.gone:
+                    self.gone.add(wid)
+                    events.append((wid, (EXITED, f"its node ({group}) stopped answering")))
         return events
-
-    def _await_disconnect(self, wid: int, wait_s: float = DISCONNECT_WAIT_S) -> None:
-        """Return once the server has closed every connection of this worker, so whatever
-        it sent has been applied (or, killed here, never will be)."""
-        await_disconnect(self.r, self.keys.client(wid), wait_s)
 
     # -- queues -----------------------------------------------------------------
     def submit(self, chunk: Chunk) -> None:
@@ -303,16 +304,3 @@ class RedisBroker(Broker):
             "rejected_messages": self.signer.rejected + self.rejected_by_workers,
         }
 
-
-def await_disconnect(r: redis.Redis, name: str, wait_s: float) -> None:
-    """Wait until no connection named `name` is open on the server; kill what is left."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        ids = [c["id"] for c in r.client_list() if c.get("name") == name]
-        if not ids:
-            return
-        if time.monotonic() >= deadline:
-            for cid in ids:
-                r.client_kill_filter(_id=cid)
-            return
-        time.sleep(0.001)
