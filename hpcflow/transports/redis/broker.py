@@ -124,7 +124,8 @@ class RedisBroker(Broker):
         pinned = not is_pool(self.job.plan, hosts)
         work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] if pinned else self.pool_work
         token = grant(self.r, self.keys, wid)
-        channel = RedisChannel(self.url, self.keys.run_id, self.signer.key, wid, token, work, pinned, self.job.plan.order)
+        run_id, key = self.keys.run_id, self.signer.key
+        channel = RedisChannel(self.url, run_id, key, wid, token, work, pinned, self.job.plan.order)
         self.procs[wid] = start_worker_process(self.ctx, channel, self.setup, hosts, name)
 
     def send(self, wid: int, msg: tuple) -> None:
@@ -303,4 +304,3 @@ class RedisBroker(Broker):
             "redis_server_cpu_s": round(self.server_cpu, 4),
             "rejected_messages": self.signer.rejected + self.rejected_by_workers,
         }
-

@@ -119,6 +119,11 @@ def write_off(r: redis.Redis | redis.client.Pipeline, keys: RunKeys, wids: list[
         r.mset({keys.lease(wid): FENCED for wid in wids})
 
 
+def flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    """A stream entry's fields as XADD's arguments: field, value, ..."""
+    return [x for kv in fields.items() for x in kv]
+
+
 class Batch:
     """The writes of one PUT script, built up in order."""
 
@@ -127,7 +132,7 @@ class Batch:
         self.args: list = [token, GROUP]
 
     def xadd(self, stream: str, fields: dict[bytes, bytes]) -> None:
-        self._op("x", stream, [x for kv in fields.items() for x in kv])
+        self._op("x", stream, flat(fields))
 
     def ack(self, stream: str, ids: list[bytes]) -> None:
         self._op("a", stream, ids)

@@ -29,7 +29,7 @@ from ...errors import UsageError
 from ...plan import DYNAMIC, HYBRID
 from ..base import pool_pes
 from .channel import RedisChannel, client
-from .fenced import REPORT_EXIT, grant
+from .fenced import REPORT_EXIT, flat, grant
 from .keys import HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, run_id_of
 from .server import AUTO, connect
 from .signing import Signer, key_from_env, read_key_file, read_private, url_file
@@ -129,7 +129,7 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
             while exits:
                 wid, why = exits[0]
                 fields = signer.pack(keys.events, (wid, (EXITED, why)))
-                report_exit(keys=[keys.lease(wid), keys.setup, keys.events], args=[x for kv in fields.items() for x in kv])
+                report_exit(keys=[keys.lease(wid), keys.setup, keys.events], args=flat(fields))
                 exits.pop(0)
             if not r.exists(keys.setup) or not r.exists(keys.coordinator_alive):
                 return  # the run is over, or its coordinator died

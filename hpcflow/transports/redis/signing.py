@@ -54,8 +54,10 @@ class Signer:
     def unpack(self, where: str, fields: dict[bytes, bytes]) -> tuple[bool, Any]:
         """(True, obj) for an authentic message to `where`; (False, None) otherwise."""
         payload, uid, mac = fields.get(b"d"), fields.get(b"u"), fields.get(b"s")
-        if payload is None or uid is None or mac is None or not hmac.compare_digest(mac, self._mac(where, uid, payload)):
-            return self._reject("an unsigned or forged message", where)
+        if payload is None or uid is None or mac is None:
+            return self._reject("an unsigned message", where)
+        if not hmac.compare_digest(mac, self._mac(where, uid, payload)):
+            return self._reject("a forged message", where)
         return True, loads(payload)
 
     def unpack_once(self, where: str, fields: dict[bytes, bytes]) -> tuple[bool, Any]:
