@@ -51,10 +51,23 @@ def first(marker: str) -> bool:
     return True
 
 
-def start_joiner(url, run_id, cpus=2):
-    """`hpcflow worker` in a process of its own, connected before the run starts."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    args = [sys.executable, "-m", "hpcflow", "worker", "--redis-url", url, "--run", run_id, "--cpus", str(cpus)]
+def start_joiner(url, run_id, cpus=2, prefix=(), env=None):
+    """`hpcflow worker` in a process of its own, connected before the run starts;
+    `prefix` runs it elsewhere (`ip netns exec NS`), with `env` added to its environment."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), **(env or {})}
+    args = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "hpcflow",
+        "worker",
+        "--redis-url",
+        url,
+        "--run",
+        run_id,
+        "--cpus",
+        str(cpus),
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     r = redis.Redis.from_url(url)
     deadline = time.monotonic() + 30

@@ -107,10 +107,12 @@ def _die_with_parent() -> None:
 class PrivateServer:
     """A redis-server of our own for one run."""
 
-    def __init__(self, several_nodes: bool = False):
+    def __init__(self, several_nodes: bool = False, host: str | None = None):
+        """Bound to loopback, and to `host` (by default this node's address in a job of
+        several nodes) for workers on other nodes."""
         self.binary = server_binary()
         self.password = secrets.token_urlsafe(24)
-        self.host = node_address() if several_nodes else "127.0.0.1"
+        self.host = host or (node_address() if several_nodes else "127.0.0.1")
         binds = sorted({self.host, "127.0.0.1"})
         self.port = free_port(self.host)
         self.dir = tempfile.TemporaryDirectory(prefix="hpcflow-redis-")
