@@ -20,6 +20,7 @@ lease would be run twice.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -37,6 +38,7 @@ from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
 from .channel import RedisChannel, client
 from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
+from .leftovers import hold, sweep_run_dir
 from .server import AUTO, PrivateServer, connect
 from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
 
@@ -68,6 +70,7 @@ class RedisBroker(Broker):
         self.next_heartbeat = 0.0
         self.rejected_by_workers = 0
         self.server_cpu = 0.0
+        self.key_lock: int | None = None
 
     # -- the run's keys ---------------------------------------------------------
     def open(self) -> None:
@@ -89,7 +92,9 @@ class RedisBroker(Broker):
         p.hset(self.keys.setup, mapping=self.signer.pack(self.keys.setup, self.setup))
         key_file = self.job.options.key_file
         if key_file:
+            sweep_run_dir(key_file)  # what a killed launcher left in this run directory
             write_key_file(key_file, self.signer.key)
+            self.key_lock = hold(key_file)  # until close(), or this process's death
             p.set(self.keys.key_file, str(key_file))
             if self.server is not None:  # `hpcflow worker --redis-url auto` finds the private server here
                 write_private(url_file(key_file), url)
@@ -109,9 +114,11 @@ class RedisBroker(Broker):
                 proc.join(timeout=5)
         finally:
             key_file = self.job.options.key_file
-            if key_file and self.r is not None:  # the run is over: its key and URL are of no use
+            if self.key_lock is not None:  # the run is over: its key and URL are of no use
                 Path(key_file).unlink(missing_ok=True)
                 url_file(key_file).unlink(missing_ok=True)
+                os.close(self.key_lock)
+                self.key_lock = None
             if self.server is not None:
                 self.server.stop()
                 self.server_cpu = self.server.cpu
