@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -130,3 +132,23 @@ def test_worker_finds_a_private_server_through_the_run_directory(cli, tmp_path, 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["workers_joined"] == 2 and metrics["items"]["Stage2"] == 200
     assert not (run_dir / "run.key").exists() and not (run_dir / "redis.url").exists()
+
+
+def test_a_node_that_cannot_import_the_pes_says_which_module(redis_server, run_key):
+    """The PE classes live in the tests directory, which this `hpcflow worker` lacks."""
+    src = Count()
+    graph = chain(src, WhoRuns(os.getpid(), sleep=0.05))
+    runner = threading.Thread(target=run, args=(graph, {src: 200}, "dyn_redis", 2),
+                              kwargs=dict(redis_url=redis_server, run_id="join-import"))  # fmt: skip
+    runner.start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        args = ["worker", "--redis-url", redis_server, "--run", "join-import", "--cpus", "1", "--wait", "60"]
+        proc = subprocess.run([sys.executable, "-m", "hpcflow", *args], env=env, capture_output=True, text=True,
+                              timeout=90)  # fmt: skip
+    finally:
+        runner.join(90)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert re.search(r"needs module '(graphs|test_redis_join)'.*install", lines[0]), lines[0]
