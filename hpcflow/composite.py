@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import GraphError
-from .graph import WorkflowGraph
+from .graph import WorkflowGraph, graph_pes, make_names_unique
 from .graphview import node_object
 from .pe import GenericPE
 
@@ -57,28 +57,12 @@ def resolve(node: Any, port: str, output: bool) -> tuple[GenericPE, str]:
 
 
 def members(graph: WorkflowGraph) -> list[GenericPE]:
-    """The PEs of `graph` and of its composites at any depth, in the order they were added
-    (a composite's PEs where the composite was), each once, with names made unique
-    among them: the caller's objects, renamed if needed, so `pe.name` finds them in the
-    run's outputs."""
-    found: list[GenericPE] = []
-
-    def expand(g: WorkflowGraph) -> None:
-        for obj in g._nodes:
-            if isinstance(obj, WorkflowGraph):
-                expand(obj)
-            elif not any(obj is m for m in found):
-                found.append(obj)
-
-    expand(graph)
-    taken: set[str] = set()
-    for pe in found:
-        base, n = pe.name, 0
-        while pe.name in taken:
-            n += 1
-            pe.name = f"{base}{n}"
-        taken.add(pe.name)
-    return found
+    """The PEs of `graph` at any depth (see `graph_pes`), names made unique among them.
+    `add()` already keeps them unique; a composite filled after it was added may not be,
+    and the later PE is renamed here, as `add()` would have done."""
+    pes = graph_pes(graph)
+    make_names_unique(pes, set())
+    return pes
 
 
 def connections(graph: WorkflowGraph) -> list[tuple[Any, str, Any, str]]:

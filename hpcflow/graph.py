@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import GraphError
-from .grouping import Grouping, parse_grouping
 from .graphview import GraphView, WorkflowNode, node_object
+from .grouping import Grouping, parse_grouping
 from .pe import GROUPING, INPUT_NAME, NAME, OUTPUT_NAME, GenericPE, IterativePE, SimpleFunctionPE, missing_logic
 
 _graph_ids = itertools.count(1)
@@ -37,7 +37,7 @@ class WorkflowGraph:
 
     def __init__(self) -> None:
         self._id = next(_graph_ids)
-        self._graph_id: int | None = None  # the graph this one is a composite node of
+        self._parent: WorkflowGraph | None = None  # the graph this one is a composite node of
         self._nodes: list[GenericPE | WorkflowGraph] = []
         self._conns: list[tuple[Any, str, Any, str]] = []
         self.inputmappings: dict[str, tuple[Any, str]] = {}
@@ -46,35 +46,45 @@ class WorkflowGraph:
 
     # -- building ----------------------------------------------------------
     def add(self, pe: Node) -> WorkflowNode:
-        """Add a PE or a composite (connect() adds its ends itself); makes a PE's name
-        unique in the graph. Returns its WorkflowNode, as dispel4py does (the node reads
-        as the PE it holds, and every method that takes a PE takes it)."""
+        """Add a PE or a composite (connect() adds its ends itself). Returns its
+        WorkflowNode, as dispel4py does (the node reads as the PE it holds, and every
+        method that takes a PE takes it).
+
+        PE names are made unique ("Name", "Name1"...) across the whole workflow this graph
+        is part of, composites included, when they are added: a PE's `name` (its `id`)
+        is then the name its outputs and metrics will have."""
         pe = node_object(pe)
         if isinstance(pe, WorkflowGraph):
             return self._add_composite(pe)
         if not isinstance(pe, GenericPE):
             raise GraphError(f"{pe!r} is not a PE (GenericPE subclass instance) or a WorkflowGraph")
-        if pe._graph_id == self._id:
-            return self.objToNode[pe]
+        tree = _subgraphs(self._root())
+        for g in tree:
+            if pe._graph_id == g._id:  # already in this workflow (maybe inside a composite)
+                return g.objToNode[pe]
         if pe._graph_id is not None:
             raise GraphError(f"PE {pe.name} is already used in another WorkflowGraph; create a new instance")
-        taken = {p.name for p in self._nodes if isinstance(p, GenericPE)}
-        base, n = pe.name, 0
-        while pe.name in taken:
-            n += 1
-            pe.name = f"{base}{n}"
+        make_names_unique([pe], {p.name for g in tree for p in g._nodes if isinstance(p, GenericPE)})
         pe._graph_id = self._id
         return self._append(pe)
 
     def _add_composite(self, graph: WorkflowGraph) -> WorkflowNode:
-        if graph._graph_id == self._id:
+        if graph._parent is self:
             return self.objToNode[graph]
-        if graph is self or self in _all_composites(graph):
+        if graph is self._root() or self in _subgraphs(graph):
             raise GraphError("a WorkflowGraph cannot contain itself")
-        if graph._graph_id is not None:
+        if graph._parent is not None:
             raise GraphError("this composite is already used in another WorkflowGraph; create a new one")
-        graph._graph_id = self._id
+        taken = {p.name for p in graph_pes(self._root())}
+        make_names_unique(graph_pes(graph), taken)
+        graph._parent = self
         return self._append(graph)
+
+    def _root(self) -> WorkflowGraph:
+        graph = self
+        while graph._parent is not None:
+            graph = graph._parent
+        return graph
 
     def _append(self, obj: GenericPE | WorkflowGraph) -> WorkflowNode:
         self._nodes.append(obj)
@@ -134,9 +144,7 @@ class WorkflowGraph:
         topological order so that a PE may derive its output types from its inputs."""
         flat = self.flattened()
         for name in flat.topological_order():
-            types = {
-                e.dst_port: flat.get(e.src).getOutputTypes()[e.src_port] for e in flat.edges if e.dst == name
-            }
+            types = {e.dst_port: flat.get(e.src).getOutputTypes()[e.src_port] for e in flat.edges if e.dst == name}
             flat.get(name).setInputTypes(types)
 
     # -- reading (the flattened graph) -----------------------------------------
@@ -162,6 +170,7 @@ class WorkflowGraph:
 
     def names(self) -> list[str]:
         return [pe.name for pe in self.flattened()._nodes]
+
     def roots(self) -> list[str]:
         """PEs that no stream feeds: the producers (and any PE fed only by run inputs)."""
         fed = {e.dst for e in self.edges}
@@ -261,10 +270,34 @@ class WorkflowGraph:
         return draw(self)
 
 
-def _all_composites(graph: WorkflowGraph) -> list[WorkflowGraph]:
-    """Every composite inside `graph`, at any depth."""
-    inner = [n for n in graph._nodes if isinstance(n, WorkflowGraph)]
-    return inner + [g for n in inner for g in _all_composites(n)]
+def _subgraphs(graph: WorkflowGraph) -> list[WorkflowGraph]:
+    """`graph` and every composite inside it, at any depth."""
+    out = [graph]
+    for node in graph._nodes:
+        if isinstance(node, WorkflowGraph):
+            out.extend(_subgraphs(node))
+    return out
+
+
+def graph_pes(graph: WorkflowGraph) -> list[GenericPE]:
+    """The PEs of `graph` and of its composites at any depth, each once, in the order they
+    were added (a composite's PEs where the composite was)."""
+    found: list[GenericPE] = []
+    for node in graph._nodes:
+        for pe in graph_pes(node) if isinstance(node, WorkflowGraph) else [node]:
+            if not any(pe is f for f in found):
+                found.append(pe)
+    return found
+
+
+def make_names_unique(pes: list[GenericPE], taken: set[str]) -> None:
+    """Rename `pes` in turn to names not in `taken` ("Name", "Name1"...), adding them to it."""
+    for pe in pes:
+        base, n = pe.name, 0
+        while pe.name in taken:
+            n += 1
+            pe.name = f"{base}{n}"
+        taken.add(pe.name)
 
 
 def _ports(conns: dict[str, Any]) -> str:
