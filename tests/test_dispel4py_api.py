@@ -329,3 +329,32 @@ def test_log_goes_to_run_log_too(in_process, tmp_path):
     assert "Say (rank 0): hello 1\nSay (rank 0): hello 2\n" in out
     log = (tmp_path / "r" / "run.log").read_text()
     assert "Say[0]: hello 1" in log and "Say[0]: hello 2" in log
+
+
+class Appends(IterativePE):
+    """Changes its input in place, as PEs do."""
+
+    def __init__(self):
+        IterativePE.__init__(self)
+
+    def _process(self, data):
+        data.append("mine")
+        return data
+
+
+class AsList(IterativePE):
+    def __init__(self):
+        IterativePE.__init__(self)
+
+    def _process(self, data):
+        return [data]
+
+
+@pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi"])
+def test_each_branch_of_a_tee_gets_its_own_copy(mapping):
+    prod, as_list, changer, reader = NumberProducer(), AsList(), Appends(), Identity()
+    graph = pipeline(prod, as_list, changer)
+    graph.connect(as_list, "output", reader, "input")
+    result = run(graph, {prod: 3}, mapping, 5)
+    assert sorted(result.output(reader)) == [[1], [2], [3]]
+    assert sorted(result.output(changer)) == [[1, "mine"], [2, "mine"], [3, "mine"]]
