@@ -6,6 +6,7 @@ core.py, base.py, workflow_graph.py and new/processor.py): the `_process` /
 from __future__ import annotations
 
 import pytest
+from graphs import chain
 
 from hpcflow import (
     GROUPING,
@@ -51,25 +52,18 @@ class Tagged(GenericPE):
         self.write("summary", self.total)
 
 
-def pipeline(*pes):
-    graph = WorkflowGraph()
-    for a, b in zip(pes[:-1], pes[1:], strict=True):
-        graph.connect(a, "output", b, "input")
-    return graph
-
-
 # -- the hooks ---------------------------------------------------------------------------
 
 
 def test_default_process_calls_process_hook_and_lifecycle_calls_the_other_hooks():
     prod, tagged = NumberProducer(), Tagged()
-    result = run(pipeline(prod, tagged), {prod: 4})
+    result = run(chain(prod, tagged), {prod: 4})
     assert result.output(tagged) == [("seen", i) for i in range(1, 5)]
     assert result.output(tagged, "summary") == [10]
 
 
 def test_postprocess_hook_makes_a_pe_stateful():
-    graph = pipeline(NumberProducer(), Tagged())
+    graph = chain(NumberProducer(), Tagged())
     assert stateful_pes(graph) == {"Tagged"}
     with pytest.raises(UsageError, match="PE Tagged is stateful"):
         run(graph, 2, "dyn_multi", 3)
@@ -90,7 +84,7 @@ class OnlyAtTheEnd(NoLogic):
 @pytest.mark.parametrize("mapping", ["simple", "multi", "hybrid_multi"])
 def test_a_pe_that_can_never_produce_anything_is_an_error_before_the_run(mapping):
     with pytest.raises(GraphError, match=r"^PE NoLogic overrides neither process\(\) nor _process\(\)"):
-        run(pipeline(NumberProducer(), NoLogic()), 3, mapping, 3)
+        run(chain(NumberProducer(), NoLogic()), 3, mapping, 3)
 
 
 @pytest.mark.parametrize(
@@ -103,15 +97,15 @@ def test_a_pe_that_can_never_produce_anything_is_an_error_before_the_run(mapping
 )
 def test_the_library_pes_alone_have_no_logic(pe, why):
     with pytest.raises(GraphError, match=why):
-        run(pipeline(NumberProducer(), pe), 1)
+        run(chain(NumberProducer(), pe), 1)
 
 
 def test_a_pe_with_logic_only_at_the_end_or_set_on_the_instance_runs():
     end = OnlyAtTheEnd()
-    assert run(pipeline(NumberProducer(), end), 2).output(end) == ["done"]
+    assert run(chain(NumberProducer(), end), 2).output(end) == ["done"]
     patched = NoLogic()
     patched._process = lambda inputs: {"output": inputs["input"] * 10}
-    assert run(pipeline(NumberProducer(), patched), 2).output(patched) == [10, 20]
+    assert run(chain(NumberProducer(), patched), 2).output(patched) == [10, 20]
 
 
 # -- composites ------------------------------------------------------------------------
@@ -219,7 +213,7 @@ def test_port_types_are_kept_and_propagated():
             self.outputconnections["output"][TYPE] = types["input"]
 
     typed = Typed()
-    graph = pipeline(prod, typed)
+    graph = chain(prod, typed)
     graph.propagate_types()
     assert typed.getOutputTypes() == {"output": ["number"]}
 
@@ -238,7 +232,7 @@ def test_add_returns_the_node_which_reads_as_its_pe():
 
 def test_graph_view_has_dispel4py_edge_attributes():
     prod, cons = NumberProducer(), Identity()
-    graph = pipeline(prod, cons)
+    graph = chain(prod, cons)
     nodes = graph.graph.nodes()
     assert [n.getContainedObject() for n in nodes] == [prod, cons]
     (u, v, attrs) = graph.graph.edges(data=True)[0]
@@ -273,7 +267,7 @@ def test_numprocesses_keyword_fixes_the_instances():
     GenericPE.__init__(fixed, numprocesses=2)  # as a subclass passing it on would
     fixed._add_input("input")
     fixed._add_output("output")
-    graph = pipeline(NumberProducer(), fixed)
+    graph = chain(NumberProducer(), fixed)
     plan = make_plan(graph, STATIC, 8, "multi")
     assert plan.instances["Identity"] == 2
     assert "numprocesses" not in vars(counter)  # not given: the mapping decides
@@ -282,7 +276,7 @@ def test_numprocesses_keyword_fixes_the_instances():
 def test_id_is_the_name_outputs_are_keyed_by_and_is_assignable():
     prod, cons = NumberProducer(), Identity()
     cons.id = "Printer"
-    graph = pipeline(prod, cons)
+    graph = chain(prod, cons)
     assert cons.name == "Printer"
     results = run(graph, {prod.id: 3}).outputs
     assert results == {cons.id: {"output": [1, 2, 3]}}
@@ -353,7 +347,7 @@ class AsList(IterativePE):
 @pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi"])
 def test_each_branch_of_a_tee_gets_its_own_copy(mapping):
     prod, as_list, changer, reader = NumberProducer(), AsList(), Appends(), Identity()
-    graph = pipeline(prod, as_list, changer)
+    graph = chain(prod, as_list, changer)
     graph.connect(as_list, "output", reader, "input")
     result = run(graph, {prod: 3}, mapping, 5)
     assert sorted(result.output(reader)) == [[1], [2], [3]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.cli.dispel4py import translate
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, main_caller, require
 
 CORPUS = ROOT / "tests" / "dispel4py_corpus"
 
@@ -25,15 +25,7 @@ def d4py(tmp_path, monkeypatch, capsys):
     """Calls hpcflow-dispel4py's main() in a temporary directory: (code, stdout, stderr)."""
     from hpcflow.cli.dispel4py import main
 
-    monkeypatch.chdir(tmp_path)
-
-    def call(*args):
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        return exit_info.value.code, out.out, out.err
-
-    return call
+    return main_caller(main, tmp_path, monkeypatch, capsys)
 
 
 def rows(run_dir: Path) -> Counter:
