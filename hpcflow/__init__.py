@@ -13,9 +13,12 @@ from .graph import WorkflowGraph, create_iterative_chain  # noqa: E402
 from .graphview import WorkflowNode  # noqa: E402
 from .monitoring import ProcessTimingPE  # noqa: E402
 from .pe import (  # noqa: E402
+    DESCRIPTION,
     GROUPING,
+    META,
     NAME,
     TYPE,
+    WRITER,
     BasePE,
     ConsumerPE,
     GenericPE,
@@ -25,9 +28,12 @@ from .pe import (  # noqa: E402
 )
 
 __all__ = [
+    "DESCRIPTION",
     "GROUPING",
+    "META",
     "NAME",
     "TYPE",
+    "WRITER",
     "BasePE",
     "CompositePE",
     "ConsumerPE",

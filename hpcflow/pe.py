@@ -19,6 +19,9 @@ OUTPUT_NAME = "output"
 NAME = "name"
 TYPE = "type"  # dispel4py's tuple type of a port: kept in the port's dict, not checked
 GROUPING = "grouping"
+DESCRIPTION = "descr"  # dispel4py's other keys of a port's dict: kept if set, not used
+META = "meta"
+WRITER = "writer"
 
 Emit = Callable[[str, Any], None]
 

@@ -9,9 +9,12 @@ import pytest
 from graphs import chain
 
 from hpcflow import (
+    DESCRIPTION,
     GROUPING,
+    META,
     NAME,
     TYPE,
+    WRITER,
     BasePE,
     CompositePE,
     ConsumerPE,
@@ -192,7 +195,7 @@ def test_composite_mistakes_are_graph_errors_naming_the_composite():
 
 
 def test_connection_keys_and_base_pe():
-    assert (NAME, TYPE, GROUPING) == ("name", "type", "grouping")
+    assert (NAME, TYPE, GROUPING, DESCRIPTION, META, WRITER) == ("name", "type", "grouping", "descr", "meta", "writer")
     base = BasePE(num_inputs=3, num_outputs=2)
     assert list(base.inputconnections) == ["input0", "input1", "input2"]
     assert list(base.outputconnections) == ["output0", "output1"]

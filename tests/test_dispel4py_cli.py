@@ -76,7 +76,8 @@ def test_the_graph_attribute_picks_one_of_several(d4py, tmp_path):
     code, _, err = d4py("simple", "two.py", "-i", "2")
     assert code == 2
     assert (
-        err == "hpcflow: error: workflow two exposes no build(**params) and 2 top-level WorkflowGraph attributes "
+        err
+        == "hpcflow: error: workflow two exposes no build(**params) and 2 WorkflowGraph attributes outside composites "
         "(first, second; pick one with two:NAME); expose build() or exactly one graph\n"
     )
     code, _, err = d4py("simple", "two.py", "-a", "second", "-i", "2", "--run-dir", "r")

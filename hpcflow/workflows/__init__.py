@@ -117,7 +117,7 @@ def module_graph(module: Any, name: str, attr: str | None) -> WorkflowGraph:
     if len(graphs) != 1:
         which = f" ({', '.join(graphs)}; pick one with {name}:NAME)" if graphs else ""
         raise UsageError(
-            f"workflow {name} exposes no build(**params) and {len(graphs)} top-level WorkflowGraph attributes"
-            f"{which}; expose build() or exactly one graph"
+            f"workflow {name} exposes no build(**params) and {len(graphs)} WorkflowGraph attributes"
+            f" outside composites{which}; expose build() or exactly one graph"
         )
     return next(iter(graphs.values()))
