@@ -192,19 +192,3 @@ def test_the_timing_wrapper_logs_the_mean_processing_time(capfd, mapping):
     run(timing.graph, 3, mapping, 3)
     out = capfd.readouterr().out
     assert f"{timing.timed.id} (rank 0): Average processing time: " in out
-
-
-REDIS_CASES = [
-    ("pipeline", "dyn_redis"),
-    ("composites", "dyn_redis"),
-    ("iterative_chain", "dyn_auto_redis"),
-    ("wordcount_composite", "hybrid_redis"),
-    ("aggregates", "hybrid_redis"),
-    ("sieve", "hybrid_auto_redis"),
-    ("sieve", "dyn_redis"),  # refused: stateful
-]
-
-
-@pytest.mark.parametrize("case,mapping", REDIS_CASES)
-def test_corpus_workflow_on_redis(redis_server, case, mapping):
-    check(case, mapping, redis_url=redis_server)
