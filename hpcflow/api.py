@@ -44,6 +44,7 @@ def prepare(
     here, so a caller (the CLI) can report it before it announces the run."""
     if not isinstance(graph, WorkflowGraph):
         raise UsageError(f"run() takes a WorkflowGraph, not {type(graph).__name__}; connect the PEs in one first")
+    graph = graph.flattened()  # no plan or engine sees a composite
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
     if processes is not None and (isinstance(processes, bool) or not isinstance(processes, numbers.Integral)):
@@ -60,6 +61,7 @@ def prepare(
     check = getattr(engine, "check", None)  # what only this engine refuses (what it cannot pickle)
     if check is not None:
         check(job)
+    graph.check_logic()  # last: a malformed graph or mapping says what is wrong with it first
     return job
 
 

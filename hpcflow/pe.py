@@ -12,30 +12,39 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageError
+from .errors import GraphError, UsageError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 NAME = "name"
-TYPE = "type"  # dispel4py's tuple type of a port: accepted, unused
+TYPE = "type"  # dispel4py's tuple type of a port: kept in the port's dict, not checked
 GROUPING = "grouping"
+DESCRIPTION = "descr"  # dispel4py's other keys of a port's dict: kept if set, not used
+META = "meta"
+WRITER = "writer"
 
 Emit = Callable[[str, Any], None]
 
 
 class GenericPE:
-    """A processing element: ports, `preprocess`, `process`, `write`, `postprocess`."""
+    """A processing element: ports, `preprocess`, `process`, `write`, `postprocess`.
+
+    As in dispel4py, the default `process(inputs)` returns `self._process(inputs)`, and
+    `preprocess`/`postprocess` call the `_preprocess`/`_postprocess` hooks, so a PE may
+    override either layer."""
 
     numprocesses = 1
     stateful = False
 
-    def __init__(self) -> None:
+    def __init__(self, numprocesses: int | None = None) -> None:
         self.name = type(self).__name__
         self.inputconnections: dict[str, dict[str, Any]] = {}
         self.outputconnections: dict[str, dict[str, Any]] = {}
         self.instance = 0
         self._emit: Emit | None = None
         self._graph_id: int | None = None
+        if numprocesses is not None:  # only an explicit count fixes the instances (see plan)
+            self.numprocesses = numprocesses
 
     # -- ports ---------------------------------------------------------------
     def _add_input(self, name: str, grouping: Any = None, tuple_type: Any = None) -> None:
@@ -44,20 +53,51 @@ class GenericPE:
         self.inputconnections[name] = {NAME: name}
         if grouping is not None:
             self.inputconnections[name][GROUPING] = grouping
+        if tuple_type:
+            self.inputconnections[name][TYPE] = tuple_type
 
     def _add_output(self, name: str, tuple_type: Any = None) -> None:
         self.outputconnections[name] = {NAME: name}
+        if tuple_type:
+            self.outputconnections[name][TYPE] = tuple_type
+
+    # -- dispel4py's port types: declared, propagated, never checked ------------
+    def setInputTypes(self, types: dict[str, Any]) -> None:  # noqa: N802 (dispel4py's name)
+        """Told the types of the inputs by `WorkflowGraph.propagate_types()`; override to
+        derive output types from them."""
+
+    def getOutputTypes(self) -> dict[str, Any]:  # noqa: N802 (dispel4py's name)
+        """The declared type of every output port; a port without one is an error, as in dispel4py."""
+        types = {}
+        for name, port in self.outputconnections.items():
+            if TYPE not in port:
+                raise GraphError(f"PE {self.name}: no output type defined for {name!r}")
+            types[name] = port[TYPE]
+        return types
 
     # -- lifecycle -----------------------------------------------------------
     def preprocess(self) -> None:
-        """Called once per instance before any data."""
+        """Called once per instance before any data; calls `_preprocess()`."""
+        self._preprocess()
+
+    def _preprocess(self) -> None:
+        """dispel4py's hook for set-up before data."""
 
     def process(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
-        """Turn `{input_port: item}` into `{output_port: item}` (or None)."""
+        """Turn `{input_port: item}` into `{output_port: item}` (or None); by default
+        `self._process(inputs)`, as in dispel4py."""
+        return self._process(inputs)
+
+    def _process(self, inputs: Any) -> Any:
+        """dispel4py's hook: the logic of a PE that does not override `process()`."""
         return None
 
     def postprocess(self) -> None:
-        """Called once per instance after its last input; may `write()`."""
+        """Called once per instance after its last input; may `write()`. Calls `_postprocess()`."""
+        self._postprocess()
+
+    def _postprocess(self) -> None:
+        """dispel4py's hook for what to do (and write) after the last input."""
 
     def write(self, name: str, data: Any) -> None:
         """Emit `data` on output port `name` (any number of times per input)."""
@@ -70,14 +110,27 @@ class GenericPE:
     # -- dispel4py compatibility ----------------------------------------------
     @property
     def rank(self) -> int:
+        """This instance's index among the PE's instances (dispel4py: the process rank)."""
         return self.instance
+
+    @rank.setter
+    def rank(self, value: int) -> None:
+        self.instance = value
 
     @property
     def id(self) -> str:
+        """The PE's name in its graph: the key of its outputs and metrics (dispel4py keys
+        them by `id`, so `results[pe.id]` reads the same in both)."""
         return self.name
 
+    @id.setter
+    def id(self, value: str) -> None:
+        self.name = value
+
     def log(self, msg: str) -> None:
-        logging.getLogger(f"hpcflow.pe.{self.name}").info("%s[%d]: %s", self.name, self.instance, msg)
+        """Print `msg` as dispel4py does ("Name (rank 0): msg") and keep it in the run's log."""
+        print(f"{self.name} (rank {self.instance}): {msg}", flush=True)
+        logging.getLogger(f"hpcflow.pe.{self.name}").info("%s[%s]: %s", self.name, self.instance, msg)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -86,6 +139,27 @@ class GenericPE:
         state = self.__dict__.copy()
         state["_emit"] = None
         return state
+
+
+class BasePE(GenericPE):
+    """A PE with named ports given to the constructor, as dispel4py's: `inputs` and
+    `outputs` are names; `num_inputs`/`num_outputs` add `input0`.. and `output0`.."""
+
+    INPUT_NAME = INPUT_NAME
+    OUTPUT_NAME = OUTPUT_NAME
+
+    def __init__(
+        self,
+        inputs: list[str] | tuple[str, ...] = (),
+        outputs: list[str] | tuple[str, ...] = (),
+        num_inputs: int = 0,
+        num_outputs: int = 0,
+    ) -> None:
+        super().__init__()
+        for name in [f"{INPUT_NAME}{i}" for i in range(num_inputs)] + list(inputs):
+            self._add_input(name)
+        for name in [f"{OUTPUT_NAME}{i}" for i in range(num_outputs)] + list(outputs):
+            self._add_output(name)
 
 
 class IterativePE(GenericPE):
@@ -159,8 +233,48 @@ class SimpleFunctionPE(IterativePE):
         return self.compute_fn(data, **self.params)
 
 
+def _observed(pe: GenericPE) -> GenericPE:
+    """The PE whose logic counts: a wrapper that only observes another PE (ProcessTimingPE)
+    names it in `_wrapped`, and is judged by it."""
+    return getattr(pe, "_wrapped", None) or pe
+
+
 def overrides_postprocess(pe: GenericPE) -> bool:
-    return type(pe).postprocess is not GenericPE.postprocess
+    """True if the PE does something after its last input (`postprocess` or dispel4py's
+    `_postprocess` hook): it keeps state until then."""
+    cls = type(_observed(pe))
+    return cls.postprocess is not GenericPE.postprocess or cls._postprocess is not GenericPE._postprocess
+
+
+# The classes of this module whose `process`/`_process` are not a PE's own logic.
+_LIBRARY = ("GenericPE", "BasePE", "IterativePE", "ProducerPE", "ConsumerPE")
+
+
+def _own(pe: GenericPE, attr: str) -> bool:
+    """True if `attr` comes from the PE's own code (its class or the instance), not a
+    default of this module."""
+    if attr in vars(pe):
+        return True
+    for cls in type(pe).__mro__:
+        if attr in vars(cls):
+            return not (cls.__module__ == __name__ and cls.__name__ in _LIBRARY)
+    return False
+
+
+def missing_logic(pe: GenericPE) -> str | None:
+    """Why `pe` can never do anything, or None. A PE that overrides none of `process`,
+    `_process`, `postprocess` and `_postprocess` would consume its inputs and write
+    nothing: a run that "succeeds" with an empty result is worse than an error."""
+    target = _observed(pe)
+    if isinstance(target, SimpleFunctionPE) and target.compute_fn is None:
+        if type(target)._process is SimpleFunctionPE._process and "_process" not in vars(target):
+            return "is a SimpleFunctionPE without a compute_fn"
+    if any(_own(target, attr) for attr in ("process", "_process")) or overrides_postprocess(target):
+        return None
+    return (
+        f"overrides neither process() nor _process() (nor postprocess()), so it would never "
+        f"produce anything; define {type(target).__name__}.process(self, inputs) or _process(...)"
+    )
 
 
 def explicit_numprocesses(pe: GenericPE) -> int | None:

@@ -93,6 +93,11 @@ def in_process(tmp_path, monkeypatch, capsys):
     interpreter start, so only the end-to-end tests use the `cli` fixture."""
     from hpcflow.cli import main
 
+    return main_caller(main, tmp_path, monkeypatch, capsys)
+
+
+def main_caller(main, tmp_path, monkeypatch, capsys):
+    """A caller of the command-line entry point `main(argv)` in `tmp_path`: see `in_process`."""
     monkeypatch.chdir(tmp_path)
 
     def call(*args):

@@ -51,6 +51,9 @@ FILES = {
                 self._add_input("input", grouping=[0])
                 self._add_output("output")
 
+            def process(self, inputs):
+                return {"output": inputs["input"]}
+
         def build():
             graph = WorkflowGraph()
             graph.connect(Src(), "output", CountByKey(), "input")

@@ -173,13 +173,13 @@ def test_get_of_an_unknown_name_lists_the_pes():
         graph.get("Dubble")
 
 
-def test_connecting_the_same_ports_twice_adds_one_stream():
+def test_connecting_the_same_ports_twice_adds_two_streams_as_in_dispel4py():
     graph = WorkflowGraph()
     src, dbl = Source(), Double()
     graph.connect(src, "output", dbl, "input")
     graph.connect(src, "output", dbl, "input")
-    assert len(graph.edges) == 1
-    assert run(graph, inputs=2).output(dbl) == [2, 2]
+    assert len(graph.edges) == 2
+    assert run(graph, inputs=2).output(dbl) == [2, 2, 2, 2]
 
 
 def test_reading_the_graph():

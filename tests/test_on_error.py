@@ -149,6 +149,9 @@ def test_an_output_that_cannot_be_routed_fails_the_run_under_every_policy(on_err
             super().__init__()
             self._add_input("input", grouping="word")
 
+        def process(self, inputs):
+            pass
+
     graph = WorkflowGraph()
     graph.connect(Words(), "output", Count(), "input")
     with pytest.raises(PEError) as info:

@@ -36,7 +36,10 @@ def execute(job: Job) -> Outcome:
         if not dests and job.options.collect:
             add_output(outputs, pe, port, data)
         for d in dests:
-            queue.append((d.pe, d.port, d.instance or 0, data))
+            # each of several destinations gets its own copy, as in dispel4py's simple
+            # mapping and as the process mappings' pickling gives: a PE that changes its
+            # input in place must not change what another branch sees
+            queue.append((d.pe, d.port, d.instance or 0, copy.deepcopy(data) if len(dests) > 1 else data))
 
     # one copy of each PE instance a run (not a task), so the caller's PEs keep no state
     invokers = []

@@ -1,6 +1,6 @@
 """Workflow loading: a built-in name, a module path, or a `.py` file that exposes
 `build(**params) -> (graph, inputs[, info])`, or a dispel4py-style module with a
-`WorkflowGraph` attribute."""
+`WorkflowGraph` attribute (`module.py:NAME` picks one, as dispel4py's `-a NAME`)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def _import(spec: str):
 def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str | None = None) -> Workflow:
     """Import workflow `spec` and build it with `params` (and `run_dir` if it takes one)."""
     params = dict(params or {})
+    spec, attr = split_attr(spec)
     module = _import(spec)
     name = spec if spec in BUILTINS else Path(spec).stem if spec.endswith(".py") else spec
     build = getattr(module, "build", None)
@@ -87,12 +88,36 @@ def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str 
             raise UsageError(f"workflow {name}: build() must return (graph, inputs) or (graph, inputs, info)")
         info = dict(built[2]) if len(built) == 3 else {}
         return Workflow(name, built[0], built[1], info)
-    graphs = [v for v in vars(module).values() if isinstance(v, WorkflowGraph)]
-    if len(graphs) != 1:
-        raise UsageError(
-            f"workflow {name} exposes no build(**params) and {len(graphs)} WorkflowGraph attributes; "
-            "expose build() or exactly one graph"
-        )
     if params:
         raise UsageError(f"workflow {name} is a plain graph module and takes no -p parameters")
-    return Workflow(name, graphs[0], None)
+    return Workflow(name, module_graph(module, name, attr), None)
+
+
+def split_attr(spec: str) -> tuple[str, str | None]:
+    """`module.py:NAME` or `package.module:NAME` -> (module, NAME); else (spec, None)."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and tail.isidentifier():
+        return head, tail
+    return spec, None
+
+
+def module_graph(module: Any, name: str, attr: str | None) -> WorkflowGraph:
+    """The graph a dispel4py-style module runs: the attribute `attr`, else its one
+    top-level graph (composites, and graphs inside another graph, are parts of it)."""
+    if attr is not None:
+        graph = getattr(module, attr, None)
+        if not isinstance(graph, WorkflowGraph):
+            raise UsageError(f"workflow {name} has no WorkflowGraph named {attr!r}")
+        return graph
+    graphs = {
+        key: v
+        for key, v in vars(module).items()
+        if isinstance(v, WorkflowGraph) and v._parent is None and not (v.inputmappings or v.outputmappings)
+    }
+    if len(graphs) != 1:
+        which = f" ({', '.join(graphs)}; pick one with {name}:NAME)" if graphs else ""
+        raise UsageError(
+            f"workflow {name} exposes no build(**params) and {len(graphs)} WorkflowGraph attributes"
+            f" outside composites{which}; expose build() or exactly one graph"
+        )
+    return next(iter(graphs.values()))

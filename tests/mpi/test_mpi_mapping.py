@@ -199,6 +199,9 @@ class FailInPreprocess(IterativePE):
     def preprocess(self):
         raise OSError("no input file")
 
+    def _process(self, x):
+        return x
+
 
 def test_error_in_preprocess_stops_the_run():
     graph = WorkflowGraph()
