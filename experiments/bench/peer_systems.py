@@ -127,8 +127,12 @@ class _LiveWorkers:
 
 
 def run_dask(w: Workload, adaptive: bool = False) -> Measured:
+    import dask
     from dask.distributed import Client, LocalCluster
 
+    # Dask's default 30 s comm timeouts drop the client on an overloaded machine (seen here
+    # at a load average of 20 on 2 cores); a user on a busy login node would raise them too
+    dask.config.set({"distributed.comm.timeouts.connect": "120s", "distributed.comm.timeouts.tcp": "300s"})
     s0 = time.perf_counter()
     workers = 0 if adaptive else w.processes
     with (
