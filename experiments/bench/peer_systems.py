@@ -61,6 +61,21 @@ def _fixed(outputs: list, t0: float, processes: int, startup_s: float = 0.0) -> 
     return Measured(outputs, runtime, processes * runtime, startup_s, processes)
 
 
+def chained(w: Workload, batches: list[list], stages: list, submit: Callable[[object, list], list]) -> list:
+    """How a futures system is handed the workload: each batch (a burst after its pause),
+    every item through every stage with `submit(stage, inputs) -> futures of the outputs`,
+    each stage's future the next one's input. The last stage's futures, in order."""
+    futures: list = []
+    for batch in batches:
+        if w.bursts:
+            time.sleep(w.pause)
+        chain = batch
+        for pe in stages:
+            chain = submit(pe, chain)
+        futures.extend(chain)
+    return futures
+
+
 # hpcflow ---------------------------------------------------------------------------
 
 
@@ -148,14 +163,7 @@ def run_dask(w: Workload, adaptive: bool = False) -> Measured:
         batches = w.batches()
         with _LiveWorkers(lambda: len(cluster.scheduler.workers)) as live:
             t0 = time.perf_counter()
-            futures = []
-            for batch in batches:
-                if w.bursts:
-                    time.sleep(w.pause)
-                chain = batch
-                for pe in w.stage_pes():
-                    chain = client.map(partial(apply, pe), chain, pure=False)
-                futures.extend(chain)
+            futures = chained(w, batches, w.stage_pes(), lambda pe, xs: client.map(partial(apply, pe), xs, pure=False))
             if w.stateful:
                 futures = [client.submit(count_items, *futures, pure=False)]
             outputs = client.gather(futures)
@@ -178,14 +186,7 @@ def run_ray(w: Workload) -> Measured:
         stage_refs = [ray.put(pe) for pe in w.stage_pes()]
         batches = w.batches()
         t0 = time.perf_counter()
-        refs = []
-        for batch in batches:
-            if w.bursts:
-                time.sleep(w.pause)
-            chain = batch
-            for pe in stage_refs:
-                chain = [remote_apply.remote(pe, x) for x in chain]
-            refs.extend(chain)
+        refs = chained(w, batches, stage_refs, lambda pe, xs: [remote_apply.remote(pe, x) for x in xs])
         if w.stateful:
             refs = [remote_count.remote(*refs)]
         outputs = ray.get(refs)
@@ -219,14 +220,7 @@ def run_parsl(w: Workload) -> Measured:
             startup = time.perf_counter() - s0
             batches = w.batches()
             t0 = time.perf_counter()
-            futures = []
-            for batch in batches:
-                if w.bursts:
-                    time.sleep(w.pause)
-                chain = batch
-                for pe in w.stage_pes():
-                    chain = [app_apply(pe, x) for x in chain]
-                futures.extend(chain)
+            futures = chained(w, batches, w.stage_pes(), lambda pe, xs: [app_apply(pe, x) for x in xs])
             if w.stateful:
                 futures = [app_count(*futures)]
             outputs = [f.result() for f in futures]
