@@ -12,8 +12,9 @@ runner uses the workload's processes and nothing more (one thread a process).
 - process time: hpcflow's `process_time_s` (the wall time its workers were active; a
   parked auto-scaled worker is not). For a peer, the wall time its worker processes
   were alive during the run: processes x runtime for a fixed pool (Pool, Ray, Parsl,
-  Dask, dispel4py's static processes), the sampled integral of the live workers for
-  Dask's adaptive cluster, which starts and retires worker processes.
+  dispel4py's static processes); for Dask, the sampled integral of its live workers,
+  which is the same for a fixed cluster and follows the adaptive one as it starts and
+  retires worker processes.
 """
 
 from __future__ import annotations
