@@ -37,6 +37,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -97,20 +98,25 @@ def isolated(system: str, workload: Workload, timeout: float) -> dict:
     """Run `child()` in a fresh interpreter; its last marked stdout line is the record."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")]))
     spec = json.dumps({"system": system, "workload": asdict(workload)})
+    # a session of its own, so that a run stopped at the timeout takes its cluster with it
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", spec],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", spec],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=str(ROOT),
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"ok": False, "error": f"still running after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    lines = [line for line in stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
         return {"ok": False, "error": f"exit {proc.returncode}: {tail[:200]}"}
     return json.loads(lines[-1][len(MARK) :])
 
