@@ -77,6 +77,16 @@ def test_envelope_normalisation_evens_out_amplitude():
     assert science.envelope_normalise(np.zeros(50)).tolist() == [0.0] * 50
 
 
+def test_envelope_normalisation_of_a_trace_shorter_than_its_window():
+    """A 2 s record at 200 samples/s is 9 samples once decimated, under the 31 of the window:
+    the smoothed envelope is the plain mean of the window's samples inside the trace."""
+    short = sine(0.25, 2.25)
+    assert len(short) == 9
+    envelope = np.abs(science.signal.hilbert(short))
+    smooth = np.array([envelope[max(0, i - 15) : i + 16].sum() / 31 for i in range(9)])
+    assert science.envelope_normalise(short) == pytest.approx(short / smooth)
+
+
 def test_spectrum_size_and_a_known_sinusoid_peak():
     data = sine(0.25, 3600)  # 14400 samples: 2^k >= 14400 + 5000 lags is 32768
     spec = science.spectrum(data)

@@ -4,7 +4,6 @@ outputs.jsonl, metrics.json (with the workflow's work_s) and the workflow's own 
 from __future__ import annotations
 
 import json
-from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -57,8 +56,12 @@ def test_an_unknown_parameter_is_one_line_and_exit_2(cli):
     ]
 
 
-@pytest.mark.skipif(find_spec("obspy") is not None, reason="obspy is installed")
-def test_miniseed_without_obspy_is_one_line_and_exit_2(cli, tmp_path):
-    proc = cli("run", "seismic", "-p", f"data_dir={tmp_path}")
-    assert proc.returncode == 2
-    assert "obspy" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("param", ["data_dir=.", "source=obspy-examples"])
+def test_miniseed_without_obspy_is_one_line_and_exit_2(in_process, monkeypatch, param):
+    from hpcflow.workflows.seismic import sources
+
+    real_find_spec = sources.find_spec
+    monkeypatch.setattr(sources, "find_spec", lambda name: None if name == "obspy" else real_find_spec(name))
+    code, _, err = in_process("run", "seismic", "-p", param)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "needs obspy" in err and "Traceback" not in err

@@ -3,7 +3,9 @@
 Nine stateless PEs in a chain pre-process each station's hour of data and write its
 spectrum to `spectra/<NET.STA.LOC.CHA>.npy` under the run directory, ready for phase 2
 (correlating station pairs). The records are synthetic (`stations`, `seed`) unless
-`data_dir` names a directory of miniSEED files (and StationXML), read with obspy.
+`data_dir` names a directory of miniSEED files (and StationXML), or `source` is
+`obspy-examples`: five real recordings that obspy ships in its package; both are read
+with obspy.
 
 scipy does the signal work; it is imported here only when the workflow is built, so a
 missing scipy is one clear error, not a traceback.
@@ -21,9 +23,14 @@ from ..workdir import work_dir
 
 
 def build(
-    stations: int = 50, seed: int = 0, data_dir: str | None = None, run_dir: str | None = None
+    stations: int = 50,
+    seed: int = 0,
+    data_dir: str | None = None,
+    source: str = "synthetic",
+    run_dir: str | None = None,
 ) -> tuple[WorkflowGraph, dict, dict[str, Any]]:
-    """The phase-1 chain over `stations` synthetic stations (or the files of `data_dir`)."""
+    """The phase-1 chain over `stations` synthetic stations (or the files of `data_dir`, or
+    obspy's example records)."""
     if isinstance(stations, bool) or not isinstance(stations, int) or stations < 1:
         raise UsageError(f"seismic: stations must be a positive integer, got {stations!r}")
     if find_spec("scipy") is None:
@@ -31,10 +38,10 @@ def build(
     from . import pes
     from .sources import open_source
 
-    source = open_source(stations, seed, data_dir)
+    records = open_source(stations, seed, data_dir, source)
     out_dir = work_dir(run_dir, "seismic")
     chain = [
-        pes.ReadTraces(source),
+        pes.ReadTraces(records),
         pes.Decimate(),
         pes.Detrend(),
         pes.Demean(),
@@ -47,5 +54,5 @@ def build(
     graph = WorkflowGraph()
     for upstream, downstream in pairwise(chain):
         graph.connect(upstream, "output", downstream, "input")
-    info = {"work_s": 0.0, "stations": len(source), "output_dir": str(out_dir)}
-    return graph, {chain[0]: len(source)}, info
+    info = {"work_s": 0.0, "stations": len(records), "output_dir": str(out_dir)}
+    return graph, {chain[0]: len(records)}, info

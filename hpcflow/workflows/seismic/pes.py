@@ -14,7 +14,7 @@ import numpy as np
 
 from ...pe import IterativePE, ProducerPE
 from . import science
-from .sources import MiniSeedDirectory, SyntheticNetwork
+from .sources import ObspyRecords, SyntheticNetwork
 
 Record = dict[str, Any]
 
@@ -25,7 +25,7 @@ class ReadTraces(ProducerPE):
     """Emits one station's record per call, so a parallel mapping can start processing the
     first stations while the rest are read, and each queued item is one station's hour."""
 
-    def __init__(self, source: SyntheticNetwork | MiniSeedDirectory):
+    def __init__(self, source: SyntheticNetwork | ObspyRecords):
         super().__init__()
         self.source = source
         self.calls = 0

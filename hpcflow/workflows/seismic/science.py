@@ -98,7 +98,9 @@ def envelope_normalise(data: np.ndarray, half_window: int = ENVELOPE_HALF_WINDOW
     earthquakes and instrument glitches weigh no more than the ambient noise."""
     envelope = np.abs(signal.hilbert(data))
     width = 2 * half_window + 1
-    smooth = np.convolve(envelope, np.full(width, 1.0 / width), mode="same")
+    # the centred moving average, as long as the trace even when the trace is shorter than
+    # the window (np.convolve's "same" returns the longer of the two)
+    smooth = np.convolve(envelope, np.full(width, 1.0 / width))[half_window : half_window + len(data)]
     return np.divide(data, smooth, out=np.zeros_like(data), where=smooth > 0)
 
 
