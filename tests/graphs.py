@@ -6,6 +6,7 @@ PEs live in this importable module so that spawned workers can unpickle them."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -250,8 +251,17 @@ def canonical(outputs):
     }
 
 
+def helping_another_pe(pe: GenericPE) -> bool:
+    """Whether `pe` runs as a pool task in another PE's pinned process (one that runs
+    pool tasks when it has nothing of its own to do)."""
+    name = multiprocessing.current_process().name
+    return name.endswith("]") and not name.startswith(f"hpcflow-{pe.name}[")
+
+
 class KillOnce(IterativePE):
-    """SIGKILLs its own worker process on item `at`, once per run (a marker file)."""
+    """SIGKILLs its own worker process on the first item from `at` on, once per run (a
+    marker file). Another PE's pinned process that runs pool tasks is spared: its death
+    ends the run (test_a_pool_task_killing_a_pinned_process_ends_the_run)."""
 
     def __init__(self, marker, at=20, sleep=0.0):
         super().__init__()
@@ -262,7 +272,7 @@ class KillOnce(IterativePE):
     def _process(self, x):
         if self.sleep:
             time.sleep(self.sleep)
-        if x == self.at:
+        if x >= self.at and not helping_another_pe(self):
             try:
                 fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:

@@ -107,7 +107,7 @@ def test_pool_workers_killed_before_a_group_by_and_a_global_lose_and_duplicate_n
     expected = run(graph, inputs, "simple")
     for name in "abc":
         (tmp_path / name).unlink()
-    result = run(graph, inputs, mapping, 6)
+    result = run(graph, inputs, mapping, 6, help_pool=False)  # every kill lands in a pool worker
     assert all((tmp_path / name).exists() for name in "abc"), "a worker was not killed"
     assert canonical(result.outputs) == canonical(expected.outputs)
     assert result.metrics.items == expected.metrics.items
@@ -239,7 +239,7 @@ def test_os_exit_in_a_pool_worker_is_retried_once_then_a_clear_error(mapping, co
     src = Count()
     died = rf"item\(s\) for PE ExitOn was running in 2 workers that died \(last: exit code {code}\)"
     with pytest.raises(RunAborted, match=died):
-        run(chain(src, Add(0), ExitOn("os._exit", at=7, code=code), Add(1)), {src: 20}, mapping, 4)
+        run(chain(src, Add(0), ExitOn("os._exit", at=7, code=code), Add(1)), {src: 20}, mapping, 4, help_pool=False)
 
 
 @pytest.mark.parametrize("code", [0, 3])
@@ -257,7 +257,7 @@ def test_pool_workers_dying_in_preprocess_are_not_replaced_forever(mapping):
     with pytest.raises(
         RunAborted, match=r"PE ExitInPreprocess was running in 2 workers that died \(last: exit code 7\)"
     ):
-        run(chain(src, Add(0), ExitInPreprocess()), {src: 5}, mapping, 3)
+        run(chain(src, Add(0), ExitInPreprocess()), {src: 5}, mapping, 3, help_pool=False)
 
 
 def test_a_static_instance_dying_in_preprocess_ends_the_run_naming_it():

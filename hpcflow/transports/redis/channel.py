@@ -8,10 +8,12 @@ the first that has entries. With nothing to take, the worker blocks in one XREAD
 on all of them: an idle worker uses no CPU. A parked worker blocks on its control
 stream only, so it takes no work until woken.
 
-A batch ends in one MULTI/EXEC: XADD of every output chunk, XACK (and XDEL) of the
-entries it ran, XADD of the report to the events stream. A worker that dies before EXEC
-has published nothing of the batch; its entries stay pending for the coordinator to
-replay.
+Outputs leave while a batch runs, each OUTPUT in one MULTI/EXEC: XADD of its chunks and
+of the OUTPUT event (so the event is read before any report of a worker that ran them).
+A batch ends in one MULTI/EXEC: XADD of the last output chunks, XACK (and XDEL) of the
+entries it ran, XADD of the report to the events stream. A worker that dies before that
+leaves its entries pending for the coordinator to replay, with the outputs it delivered
+marked (protocol.py). While it waits for a CREDIT a worker reads its control stream only.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ...engines.protocol import DONE, JOINED, PARK, REJECTED, WAKE, WORK, Chunk, Report, chunk_limit
+from ...engines.protocol import DONE, JOINED, OUTPUT, PARK, REJECTED, WAKE, WORK, Chunk, Delivery, Report, chunk_limit
 from ..base import DISPATCH_TARGET_S, Channel, ChannelClosed
 from .keys import GROUP, RunKeys, consumer
 from .signing import Signer
@@ -33,7 +35,6 @@ from .signing import Signer
 BLOCK_MS = 2000  # an idle worker's blocking read; it then looks again (and notices a deleted run)
 SOCKET_TIMEOUT_S = 30  # far above BLOCK_MS: a silent server is noticed, a blocking read is not cut
 SERVICE_REFRESH_S = 0.1  # how stale the measured service times a worker sizes chunks with may be
-PINNED_TAKE = 4  # entries a pinned instance takes at once (chunks of up to MAX_CHUNK tasks)
 
 # KEYS: control stream, then work streams by priority; ARGV: group, consumer, then a COUNT per work stream.
 TAKE = """
@@ -103,13 +104,30 @@ class RedisChannel(Channel):
         events = self.keys.events
         self._redis(lambda: self.r.xadd(events, self.signer.pack(events, (self.wid, msg))))
 
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        p = self.r.pipeline(transaction=True)
+        refresh = time.monotonic() - self.refreshed > SERVICE_REFRESH_S  # a long call sizes its chunks too
+        if refresh:
+            p.hgetall(self.keys.service)
+        counted = self._publish(p, deliveries)
+        events = self.keys.events
+        p.xadd(events, self.signer.pack(events, (self.wid, (OUTPUT, counted))))
+        replies = self._redis(p.execute)
+        if refresh:
+            self._set_service(replies[0])
+
+    def _publish(self, p: redis.client.Pipeline, deliveries: list[Delivery]) -> list[Delivery]:
+        """XADD the output chunks; the deliveries without their blobs, for the event."""
+        for d in deliveries:
+            for c in d.outputs:
+                stream = self.keys.stream_of(c.pe, c.instance)
+                p.xadd(stream, self.signer.pack(stream, (*c, 0)))
+        return [d._replace(outputs=[c._replace(blob=None) for c in d.outputs]) for d in deliveries]
+
     def complete(self, report: Report) -> None:
         p = self.r.pipeline(transaction=True)
-        for c in report.outputs:
-            stream = self.keys.stream_of(c.pe, c.instance)
-            p.xadd(stream, self.signer.pack(stream, (c.pe, c.instance, c.count, c.blob, 0)))
+        counted = report._replace(deliveries=self._publish(p, report.deliveries))  # the blobs went above
         self._ack(p)
-        counted = report._replace(outputs=[c._replace(blob=None) for c in report.outputs])  # the blobs went above
         events = self.keys.events
         p.xadd(events, self.signer.pack(events, (self.wid, (DONE, counted))))
         if self.signer.rejected:
@@ -124,13 +142,13 @@ class RedisChannel(Channel):
         self.acks = {}
 
     # -- from the run ----------------------------------------------------------
-    def receive(self) -> tuple:
+    def receive(self, work: bool = True) -> tuple:
         while not self.inbox:
-            self._redis(self._fill)
+            self._redis(lambda: self._fill(work))
         return self.inbox.popleft()
 
-    def _fill(self) -> None:
-        if self.parked:
+    def _fill(self, work: bool) -> None:
+        if self.parked or not work:
             self._accept(self.r.xreadgroup(GROUP, self.name, {self.ctl: ">"}, count=1, block=BLOCK_MS))
             return
         p = self.r.pipeline(transaction=False)
@@ -148,10 +166,9 @@ class RedisChannel(Channel):
         self._accept(taken)
 
     def _counts(self) -> list[int]:
-        """Entries to take from each work stream: about DISPATCH_TARGET_S of work for a
-        pool worker, so no worker holds much more than that while others idle."""
-        if self.pinned:
-            return [PINNED_TAKE]
+        """Entries to take from each work stream: about DISPATCH_TARGET_S of work, so no
+        worker holds much more than that while others idle (and a pinned instance passes
+        its outputs on as it goes)."""
         counts = []
         for _, pe in self.work:
             svc = self.service_s[self.pe_index[pe]]
@@ -180,7 +197,7 @@ class RedisChannel(Channel):
                 if stream == self.ctl:
                     commands.append(msg)
                 else:
-                    chunks.append(Chunk(*msg[:4]))
+                    chunks.append(Chunk(*msg[:-1]))
         if chunks:
             self.inbox.append((WORK, chunks))
         elif self.signer.rejected and self.acks:  # only forged entries: drop them now, not at the next batch
