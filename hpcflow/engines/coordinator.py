@@ -122,6 +122,7 @@ class Stats:
     sinks: list = field(default_factory=list)
     timeline: list = field(default_factory=list)
     replaced: int = 0
+    resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
 
@@ -333,13 +334,20 @@ class Coordinator:
                 )
                 return
         try:
-            self.broker.recover(w.id, why, self.ledger.delivered)
+            self.broker.recover(w.id, why, self.resume_mark)
         except RunAborted as exc:
             self.failure = exc
             return
         self.stats.replaced += 1
         if not w.joined:  # a joined node's worker is not replaced by one on this node
             self.start_worker()
+
+    def resume_mark(self, chunk: int) -> int:
+        """Where the replay of a lost chunk resumes: after the writes it already delivered."""
+        n = self.ledger.delivered(chunk)
+        if n:
+            self.stats.resumed += 1
+        return n
 
     # -- auto-scaling --------------------------------------------------------
     def pool_workers(self) -> list[Worker]:
@@ -563,6 +571,8 @@ class Coordinator:
                 "workers_started": len(workers),
                 "workers_joined": sum(1 for w in workers if w.joined),
                 "workers_replaced": self.stats.replaced,
+                "replays_resumed": self.stats.resumed,
+                "duplicates_dropped": self.ledger.duplicates,
                 "peak_queued": self.broker.peak_queued,
                 **self.broker.metrics(),
                 "startup_s": round(self.stats.startup_s, 4),
