@@ -150,9 +150,8 @@ def backlog(items: int = 1000, signal_at: float = 4.0) -> None:
     pool = 3  # 4 processes: the producer and 3 pool workers
     bound = 1.0 * pool / SLOW_S  # max_backlog_s x instances / service time
     print(f"backlog: producer -> {SLOW_S} s/item PE, {items} items, dyn_multi, 4 processes, SIGINT at {signal_at} s")
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "backlog-child", str(items)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    cmd = [sys.executable, __file__, "backlog-child", str(items)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(signal_at)
     t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
@@ -160,7 +159,7 @@ def backlog(items: int = 1000, signal_at: float = 4.0) -> None:
     stop_s = time.perf_counter() - t0
     out = json.loads(out.splitlines()[-1])
     print(f"  peak_queued {out['peak_queued']} (bound: {bound:.0f} tasks of {SLOW_S} s for {pool} workers, + the")
-    print(f"  one delivery per worker that may be on its way); {out['done']} items done; stopped {stop_s:.2f} s after SIGINT")
+    print(f"  deliveries that may be on their way); {out['done']} items done; stopped {stop_s:.2f} s after SIGINT")
     ok = out["peak_queued"] <= bound + 2 * 4 and stop_s < 3
     print(f"  target: peak_queued within the bound, stop < 3 s -> {verdict(ok)}")
 
@@ -177,10 +176,9 @@ def timed(graph, inputs, mapping: str, processes: int) -> float:
 def overlap(items: int = 300, processes: int = 16) -> None:
     print(f"overlap: {items} items x 20 ms per stage, {processes} processes")
     for stages in (2, 3):
-        graph, n, _ = pipeline.build(items=items, stages=stages, latency=0.02)
-        source = graph.roots()[0]
-        dyn = timed(graph, {source: n}, "dyn_multi", processes)
-        multi = timed(graph, {source: n}, "multi", processes)
+        graph, inputs, _ = pipeline.build(items=items, stages=stages, latency=0.02)
+        dyn = timed(graph, inputs, "dyn_multi", processes)
+        multi = timed(graph, inputs, "multi", processes)
         print(f"  {stages} stages: multi {multi:.2f} s, dyn_multi {dyn:.2f} s, ratio {multi / dyn:.2f}")
         print(f"  target: multi <= 1.1 x dyn_multi -> {verdict(multi <= 1.1 * dyn)}")
 
@@ -207,11 +205,11 @@ def _run_pool(stages: list, items: int, processes: int, chunksize: int) -> float
 
 
 def latency(items: int = 300, processes: int = 16) -> None:
-    graph, n, work_s = pipeline.build(items=items, stages=2, latency=0.02, latency_dist="beta")
-    source = graph.roots()[0]
+    graph, inputs, extra = pipeline.build(items=items, stages=2, latency=0.02, latency_dist="beta")
+    work_s = extra["work_s"]
     stages = [graph.get(pe) for pe in graph.topological_order()[1:]]
     pool_s = _run_pool(stages, items, processes, 1)
-    dyn_s = timed(graph, {source: n}, "dyn_multi", processes)
+    dyn_s = timed(graph, inputs, "dyn_multi", processes)
     eff_pool, eff_dyn = work_s / (processes * pool_s), work_s / (processes * dyn_s)
     print(f"latency: 2 stages, Beta(2,5) sleeps of mean 20 ms, {items} items, {processes} processes")
     print(f"  injected {work_s:.2f} s; Pool.imap(chunksize=1) {pool_s:.2f} s (efficiency {eff_pool:.3f}),")
@@ -258,21 +256,28 @@ def _noop(item):
 
 
 def tiny(items: int = 20_000, processes: int = 8) -> None:
-    graph, n, _ = pipeline.build(items=items, stages=3)
-    source = graph.roots()[0]
+    graph, inputs, _ = pipeline.build(items=items, stages=3)
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(processes) as pool:
         feed = ((i % pipeline.KEYS, i) for i in range(items))
         for _ in pool.imap(_noop, pool.imap(_noop, pool.imap(_noop, feed, 100), 100), 100):
             pass
     pool_rate = 3 * items / (time.perf_counter() - t0)
-    dyn_rate = 3 * items / timed(graph, {source: n}, "dyn_multi", processes)
+    dyn_rate = 3 * items / timed(graph, inputs, "dyn_multi", processes)
     print(f"tiny: no-op 3 stages, {items} items, {processes} processes (stage tasks per second)")
-    print(f"  Pool.imap(chunksize=100) chained {pool_rate:,.0f}/s, dyn_multi {dyn_rate:,.0f}/s, ratio {dyn_rate / pool_rate:.2f}")
+    ratio = dyn_rate / pool_rate
+    print(f"  Pool.imap(chunksize=100) chained {pool_rate:,.0f}/s, dyn_multi {dyn_rate:,.0f}/s, ratio {ratio:.2f}")
     print(f"  target: dyn_multi >= 0.6 x Pool -> {verdict(dyn_rate >= 0.6 * pool_rate)}")
 
 
-CHECKS = {"memory": memory, "backlog": backlog, "overlap": overlap, "latency": latency, "stateful": stateful, "tiny": tiny}
+CHECKS = {
+    "memory": memory,
+    "backlog": backlog,
+    "overlap": overlap,
+    "latency": latency,
+    "stateful": stateful,
+    "tiny": tiny,
+}
 
 
 def main() -> None:
