@@ -47,7 +47,9 @@ MAX_CHUNK = 512  # tasks in one chunk at most
 CHUNK_TARGET_S = 0.005  # a chunk holds about this much work once the PE's speed is known
 
 
-DELIVERY_WINDOW = 2  # OUTPUT messages a worker may have sent without a CREDIT back
+# OUTPUT messages a worker may have sent without a CREDIT back: more than one round trip
+# in flight, as a producer feeding slow PEs sends one task a message
+DELIVERY_WINDOW = 4
 
 
 class Chunk(NamedTuple):
