@@ -478,3 +478,18 @@ class SignalFirst(IterativePE):
             os.write(fd, b"x")
             os.close(fd)
         return item
+
+
+class KillInHelper(IterativePE):
+    """Sleeps `sleep` s an item; SIGKILLs its process if that is another PE's pinned
+    process helping the pool."""
+
+    def __init__(self, sleep=0.01):
+        super().__init__()
+        self.sleep = sleep
+
+    def _process(self, x):
+        if helping_another_pe(self):
+            os.kill(os.getpid(), 9)
+        time.sleep(self.sleep)
+        return x

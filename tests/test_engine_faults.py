@@ -20,6 +20,7 @@ from graphs import (
     FailOn,
     GlobalSum,
     KeyBy,
+    KillInHelper,
     KillOnce,
     KillOnceByKey,
     WriteInPreprocess,
@@ -121,7 +122,7 @@ def test_several_pool_workers_killed_in_turn_lose_and_duplicate_nothing(tmp_path
     src = Count()
     stages = [KillOnce(tmp_path / "a", at=10), KillOnce(tmp_path / "b", at=60), KillOnce(tmp_path / "c", at=200)]
     graph = chain(src, *stages, Add(1))
-    result = run(graph, {src: 80}, mapping, 4)
+    result = run(graph, {src: 80}, mapping, 4, help_pool=False)  # every kill lands in a pool worker
     assert sorted(result.output("Add")) == [8 * x + 1 for x in range(1, 81)]
     assert result.metrics.workers_replaced == 3
 
@@ -147,6 +148,21 @@ def test_a_killed_producer_ends_the_run_naming_it(mapping):
     src = CountKilledAt(at=10)
     with pytest.raises(RunAborted, match=r"the process of PE CountKilledAt\[0\] died \(signal 9\)"):
         run(chain(src, Add(1)), {src: 50}, mapping, 3)
+
+
+def test_a_pool_task_killing_a_pinned_process_ends_the_run():
+    """The producer's process runs pool tasks once it has nothing of its own to do; one
+    that kills it ends the run as any death of a pinned instance does."""
+    src = Count()
+    with pytest.raises(RunAborted, match=r"the process of PE Count\[0\] died \(signal 9\)"):
+        run(chain(src, KillInHelper(0.01)), {src: 30}, "dyn_multi", 2)
+    assert child_processes() == []
+
+
+def test_help_pool_false_keeps_pinned_processes_to_their_own_pe():
+    src = Count()
+    result = run(chain(src, KillInHelper(0.001)), {src: 30}, "dyn_multi", 2, help_pool=False)
+    assert sorted(result.output("KillInHelper")) == list(range(1, 31))
 
 
 # -- preprocess() and postprocess() that raise ----------------------------------------------

@@ -138,6 +138,7 @@ class Coordinator:
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.broker = make_broker(job, self.ctx)
         self.pool_pes = pool_pes(plan)
+        self.helping = bool(self.pool_pes) and job.options.help_pool  # pinned processes run pool tasks when idle
         self.capacity = {n: plan.pool if n in self.pool_pes else plan.instances[n] for n in plan.order}
         self.feeds = {r: Feed(job.feeds[r]) for r in plan.roots}
         upstream = {n: self.graph.predecessors(n) for n in plan.order}
@@ -307,8 +308,10 @@ class Coordinator:
         if w.finalizing is not None and not report.done:  # (not a report of pool work it ran before)
             self.term.finalized(*w.finalizing)
             w.finalizing = None
-            w.state = STOPPING  # a finalized instance has nothing more to do
-            self.broker.send(w.id, (STOP,))
+            w.deactivate(now)
+            if not self.helping:  # a finalized instance has nothing more to do, unless it helps the pool
+                w.state = STOPPING
+                self.broker.send(w.id, (STOP,))
 
     def on_exit(self, w: Worker, why: str) -> None:
         w.deactivate(time.perf_counter())
