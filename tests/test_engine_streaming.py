@@ -116,8 +116,9 @@ def test_a_held_credit_goes_when_the_pe_drains():
     f = flow({"B": 30}, {"B": 0.1})
     assert f.hold(1, {"B"})
     assert f.releasable(lambda pe: [2]) == []  # worker 2 is free to run B's tasks
+    assert f.hold(1, {"B"})  # a second OUTPUT
     f.queued_by_pe["B"] = 5
-    assert f.releasable(lambda pe: [2]) == [1]
+    assert f.releasable(lambda pe: [2]) == [(1, 2)]  # both credits at once
 
 
 def test_held_credits_never_wait_on_each_other():

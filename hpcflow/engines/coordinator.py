@@ -197,16 +197,16 @@ class Coordinator:
             self.expect((root, 0), chunk.count)
 
     # -- credits -------------------------------------------------------------
-    def credit(self, w: Worker) -> None:
-        """Let `w` send one more OUTPUT; after a stop signal a root is told to halt."""
+    def credit(self, w: Worker, n: int = 1) -> None:
+        """Let `w` send `n` more OUTPUTs; after a stop signal a root is told to halt."""
         halt = self.signalled is not None and not w.pool and w.hosts[0][0] in self.feeds
-        self.broker.send(w.id, (CREDIT, halt))
+        self.broker.send(w.id, (CREDIT, halt, n))
 
     def release_credits(self) -> None:
-        for wid in self.flow.releasable(self.drainers):
+        for wid, n in self.flow.releasable(self.drainers):
             w = self.workers.get(wid)
             if w is not None and w.alive:
-                self.credit(w)
+                self.credit(w, n)
 
     def drainers(self, pe: str) -> list[int]:
         """The workers that may run tasks of `pe` now."""
@@ -320,7 +320,7 @@ class Coordinator:
         w.state = EXITED_STATE
         if expected:
             return
-        self.flow.forget(w.id)
+        self.flow.release(w.id)
         if not w.pool:
             pe, inst = w.hosts[0]
             self.failure = RunAborted(
@@ -470,8 +470,7 @@ class Coordinator:
                 self.stop_sources()
                 for w in self.workers.values():  # a root waiting for a credit is told to halt now
                     if w.id in self.flow.held and not w.pool and w.hosts[0][0] in self.feeds:
-                        self.flow.forget(w.id)
-                        self.credit(w)
+                        self.credit(w, self.flow.release(w.id))
             self.finalize_ready()
             if self.term.all_done:
                 break

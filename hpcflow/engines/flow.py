@@ -40,7 +40,8 @@ class FlowControl:
         self.service_s = service_s
         self.queued_by_pe = queued_by_pe  # the broker's, kept current by it
         self.task_bytes: dict[str, float] = {}
-        self.held: dict[int, frozenset[str]] = {}  # worker -> PEs its unanswered OUTPUT wrote to
+        self.held: dict[int, frozenset[str]] = {}  # worker -> PEs its unanswered OUTPUTs wrote to
+        self.owed: Counter[int] = Counter()  # worker -> its unanswered OUTPUTs
 
     def measured(self, chunks: Iterable[Chunk]) -> None:
         """Learn the pickled size of a PE's tasks from the chunks made for it."""
@@ -77,23 +78,23 @@ class FlowControl:
         """Whether the credit for this worker's OUTPUT waits (recorded: see `releasable`)."""
         dests = frozenset(dests)
         if self._over(dests):
-            self.held[wid] = dests
+            self.held[wid] = self.held.get(wid, frozenset()) | dests
+            self.owed[wid] += 1
             return True
         return False
 
-    def releasable(self, drainers: Callable[[str], Iterable[int]]) -> list[int]:
-        """Workers whose held credit may go now: their PEs are below the bound again, or
-        no worker that runs one of them (`drainers(pe)`) is free to take its tasks; of
-        the latter one at a time, as releasing it may free the others."""
+    def releasable(self, drainers: Callable[[str], Iterable[int]]) -> list[tuple[int, int]]:
+        """(worker, credits) whose held credits may go now: their PEs are below the bound
+        again, or no worker that runs one of them (`drainers(pe)`) is free to take its
+        tasks; of the latter one worker at a time, as releasing it may free the others."""
         out = [wid for wid, dests in self.held.items() if not self._over(dests)]
-        for wid in out:
-            del self.held[wid]
         for wid, dests in self.held.items():
-            if any(all(d in self.held for d in drainers(pe)) for pe in dests):
+            if wid not in out and any(all(d in self.held for d in drainers(pe)) for pe in dests):
                 out.append(wid)
-                del self.held[wid]
                 break
-        return out
+        return [(wid, self.release(wid)) for wid in out]
 
-    def forget(self, wid: int) -> None:
+    def release(self, wid: int) -> int:
+        """Forget the worker's held credits; how many there were."""
         self.held.pop(wid, None)
+        return self.owed.pop(wid, 0)

@@ -33,7 +33,7 @@ from .protocol import CREDIT, DELIVERY_WINDOW, MAX_CHUNK, Chunk, Delivery, chunk
 FLUSH_S = 0.02  # packed outputs wait at most about this long: how far the next stage lags
 FLUSH_BYTES = 1 << 20  # ... or leave once this many bytes are packed: bounds a worker's memory
 FLUSH_WORK_S = DISPATCH_TARGET_S  # ... or once they hold this much work for their destinations
-UNMEASURED_PER_FLUSH = 4  # tasks for a PE not measured yet in one OUTPUT: few, it may be slow
+UNMEASURED_PER_FLUSH = 1  # tasks for a PE not measured yet in one OUTPUT: it may be slow
 
 
 class Outbox:
@@ -133,7 +133,7 @@ class Outbox:
     # -- internals ---------------------------------------------------------------
     def _on_message(self, msg: tuple) -> None:
         if msg[0] == CREDIT:
-            self.unacked -= 1
+            self.unacked -= msg[2]
             self.halted = self.halted or msg[1]
         else:
             self.held.append(msg)

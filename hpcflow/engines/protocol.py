@@ -29,7 +29,7 @@ PROTOCOL = pickle.HIGHEST_PROTOCOL
 WORK = "work"  # (WORK, [Chunk, ...])
 FINALIZE = "finalize"  # (FINALIZE, pe, instance): run postprocess()
 STOP = "stop"  # (STOP,)
-CREDIT = "credit"  # (CREDIT, halt): one more OUTPUT may leave; halt: a root stops after its current input
+CREDIT = "credit"  # (CREDIT, halt, n): n more OUTPUTs may leave; halt: a root stops after its current input
 PARK = "park"  # (PARK,): take no work until WAKE (a Redis worker blocks on its control stream)
 WAKE = "wake"  # (WAKE,)
 # worker -> coordinator
