@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -36,16 +38,38 @@ class WhoRuns(IterativePE):
     def _process(self, x):
         time.sleep(self.sleep)
         joined = os.getppid() != self.coordinator_pid
-        if joined and self.kill_at is not None and x >= self.kill_at and not os.path.exists(self.marker):
-            open(self.marker, "w").close()
+        if joined and self.kill_at is not None and x >= self.kill_at and first(self.marker):
             os.kill(os.getpid(), 9)
         return (x, os.getppid())
 
 
-def start_joiner(url, run_id, cpus=2):
-    """`hpcflow worker` in a process of its own, connected before the run starts."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    args = [sys.executable, "-m", "hpcflow", "worker", "--redis-url", url, "--run", run_id, "--cpus", str(cpus)]
+def first(marker: str) -> bool:
+    """True for the one process that creates `marker` (atomically: two joined workers
+    may get there at once)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def start_joiner(url, run_id, cpus=2, prefix=(), env=None):
+    """`hpcflow worker` in a process of its own, connected before the run starts;
+    `prefix` runs it elsewhere (`ip netns exec NS`), with `env` added to its environment."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), **(env or {})}
+    args = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "hpcflow",
+        "worker",
+        "--redis-url",
+        url,
+        "--run",
+        run_id,
+        "--cpus",
+        str(cpus),
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     r = redis.Redis.from_url(url)
     deadline = time.monotonic() + 30
@@ -108,3 +132,23 @@ def test_worker_finds_a_private_server_through_the_run_directory(cli, tmp_path, 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["workers_joined"] == 2 and metrics["items"]["Stage2"] == 200
     assert not (run_dir / "run.key").exists() and not (run_dir / "redis.url").exists()
+
+
+def test_a_node_that_cannot_import_the_pes_says_which_module(redis_server, run_key):
+    """The PE classes live in the tests directory, which this `hpcflow worker` lacks."""
+    src = Count()
+    graph = chain(src, WhoRuns(os.getpid(), sleep=0.05))
+    runner = threading.Thread(target=run, args=(graph, {src: 200}, "dyn_redis", 2),
+                              kwargs=dict(redis_url=redis_server, run_id="join-import"))  # fmt: skip
+    runner.start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        args = ["worker", "--redis-url", redis_server, "--run", "join-import", "--cpus", "1", "--wait", "60"]
+        proc = subprocess.run([sys.executable, "-m", "hpcflow", *args], env=env, capture_output=True, text=True,
+                              timeout=90)  # fmt: skip
+    finally:
+        runner.join(90)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert re.search(r"needs module '(graphs|test_redis_join)'.*install", lines[0]), lines[0]

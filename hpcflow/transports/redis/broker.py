@@ -5,20 +5,22 @@ the queue of each PE is visible on its own; one per pinned instance (a root's in
 stateful instance's items); one control stream per worker; one events stream that
 every worker reports to and only the coordinator reads. The coordinator writes a root's
 next chunk of inputs and the workers' commands; everything else the workers move
-themselves, and each batch's outputs, acknowledgements and report land in one
-MULTI/EXEC, so the report's counts are exact for termination.
+themselves, and each batch's outputs, acknowledgements and report land in one atomic
+script, so the report's counts are exact for termination.
 
-A worker that dies leaves its taken entries pending in their consumer group. The
-coordinator replays them once it is sure the worker's connection is closed (so nothing
-it sent is still on its way): a local worker's death shows on its process sentinel, a
-joined worker's is reported by its `hpcflow worker` supervisor, and a joined node that
-stops answering lets its heartbeat expire. No lease with a minimum idle time (XAUTOCLAIM)
-is used: a task longer than the lease would be run twice.
+A worker that dies leaves its taken entries pending in their consumer group. Whoever
+declares it gone first fences it (`fenced`): its supervisor, with the EXITED it reports,
+or this broker, when a local worker's process sentinel fires or a joined node's
+heartbeat expires. Then the events it sent before are read, its EXITED follows them,
+and the coordinator replays what it held: nothing it sends later can land beside the
+replay. No lease with a minimum idle time (XAUTOCLAIM) is used: a task longer than the
+lease would be run twice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -35,13 +37,14 @@ from ...errors import UsageError
 from ...job import Job
 from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
 from .channel import RedisChannel, client
+from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
+from .leftovers import hold, sweep_run_dir
 from .server import AUTO, PrivateServer, connect
 from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
 
 POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
 EVENTS_BATCH = 1000
-DISCONNECT_WAIT_S = 2.0  # a dead worker's connection normally closes in well under a millisecond
 log = logging.getLogger("hpcflow.redis")
 
 
@@ -54,7 +57,7 @@ class RedisBroker(Broker):
         self.ctx = ctx
         self.setup = (job.graph, job.plan, job.options)
         self.keys = RunKeys(check_run_id(job.options.run_id or new_run_id()))
-        self.signer = Signer(key_from_env() or new_key())
+        self.signer = Signer(key_from_env() or new_key(), self.keys.run_id)
         self.pool_work = [(self.keys.pool(pe), pe) for pe in reversed(pool_pes(job.plan))]  # downstream first
         self.url = ""
         self.server: PrivateServer | None = None
@@ -68,6 +71,7 @@ class RedisBroker(Broker):
         self.next_heartbeat = 0.0
         self.rejected_by_workers = 0
         self.server_cpu = 0.0
+        self.key_lock: int | None = None
 
     # -- the run's keys ---------------------------------------------------------
     def open(self) -> None:
@@ -89,7 +93,9 @@ class RedisBroker(Broker):
         p.hset(self.keys.setup, mapping=self.signer.pack(self.keys.setup, self.setup))
         key_file = self.job.options.key_file
         if key_file:
+            sweep_run_dir(key_file)  # what a killed launcher left in this run directory
             write_key_file(key_file, self.signer.key)
+            self.key_lock = hold(key_file)  # until close(), or this process's death
             p.set(self.keys.key_file, str(key_file))
             if self.server is not None:  # `hpcflow worker --redis-url auto` finds the private server here
                 write_private(url_file(key_file), url)
@@ -109,9 +115,11 @@ class RedisBroker(Broker):
                 proc.join(timeout=5)
         finally:
             key_file = self.job.options.key_file
-            if key_file and self.r is not None:  # the run is over: its key and URL are of no use
+            if self.key_lock is not None:  # the run is over: its key and URL are of no use
                 Path(key_file).unlink(missing_ok=True)
                 url_file(key_file).unlink(missing_ok=True)
+                os.close(self.key_lock)
+                self.key_lock = None
             if self.server is not None:
                 self.server.stop()
                 self.server_cpu = self.server.cpu
@@ -125,7 +133,9 @@ class RedisBroker(Broker):
         work = self.pool_work
         if pinned:  # its own stream first; the pool's when it may help (protocol: own work first)
             work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] + (self.pool_work if self.job.options.help_pool else [])
-        channel = RedisChannel(self.url, self.keys.run_id, self.signer.key, wid, work, pinned, self.job.plan.order)
+        token = grant(self.r, self.keys, wid)
+        run_id, key = self.keys.run_id, self.signer.key
+        channel = RedisChannel(self.url, run_id, key, wid, token, work, pinned, self.job.plan.order)
         self.procs[wid] = start_worker_process(self.ctx, channel, self.setup, hosts, name)
 
     def send(self, wid: int, msg: tuple) -> None:
@@ -146,6 +156,7 @@ class RedisBroker(Broker):
                     proc.kill()
             elif wid not in self.gone:  # a joined worker: asked to stop, and written off now
                 self.send(wid, (STOP,))
+                write_off(self.r, self.keys, [wid])
                 self.gone.add(wid)
                 self.later.append((wid, (EXITED, "stopped after the run failed")))
 
@@ -171,10 +182,12 @@ class RedisBroker(Broker):
         p.xread({stream: self.last_event}, count=EVENTS_BATCH, block=block)
         replies = p.execute()[-1]
         events = []
+        full = False
         for _, entries in replies or ():
+            full = len(entries) == EVENTS_BATCH
             for eid, fields in entries:
                 self.last_event = eid
-                ok, event = self.signer.unpack(stream, fields)
+                ok, event = self.signer.unpack_once(stream, fields)
                 if not ok:
                     continue
                 wid, msg = event
@@ -189,7 +202,7 @@ class RedisBroker(Broker):
                         continue
                     self.gone.add(wid)
                 events.append((wid, msg))
-        return events
+        return events + self._read(None) if full else events  # the rest, in order
 
     def _deaths(self, events: list[tuple[int, tuple]]) -> list[tuple[int, tuple]]:
         """EXITED for local workers whose process ended, after everything they sent: those
@@ -200,8 +213,7 @@ class RedisBroker(Broker):
         leaving = [wid for wid, msg in events if msg[0] in (BYE, FAILED) and wid in self.procs and wid not in dead]
         if not dead and not leaving:
             return []
-        for wid in dead:
-            self._await_disconnect(wid)
+        write_off(self.r, self.keys, dead)
         more = self._read(None) if dead else []  # their last messages come before their deaths
         for wid in dead + leaving:
             proc = self.procs[wid]
@@ -219,20 +231,17 @@ class RedisBroker(Broker):
         for wid, group in self.groups.items():
             if wid not in self.gone:
                 live.setdefault(group, []).append(wid)
-        events = []
-        for group, wids in live.items():
-            if self.r.exists(self.keys.alive(group)):
-                continue
+        lost = {group: wids for group, wids in live.items() if not self.r.exists(self.keys.alive(group))}
+        if not lost:
+            return []
+        write_off(self.r, self.keys, [wid for wids in lost.values() for wid in wids])
+        events = self._read(None)  # what they sent before they were fenced comes first
+        for group, wids in lost.items():
             for wid in wids:
-                self._await_disconnect(wid, wait_s=0)
-                self.gone.add(wid)
-                events.append((wid, (EXITED, f"its node ({group}) stopped answering")))
+                if wid not in self.gone:
+                    self.gone.add(wid)
+                    events.append((wid, (EXITED, f"its node ({group}) stopped answering")))
         return events
-
-    def _await_disconnect(self, wid: int, wait_s: float = DISCONNECT_WAIT_S) -> None:
-        """Return once the server has closed every connection of this worker, so whatever
-        it sent has been applied (or, killed here, never will be)."""
-        await_disconnect(self.r, self.keys.client(wid), wait_s)
 
     # -- queues -----------------------------------------------------------------
     def submit(self, chunk: Chunk) -> None:
@@ -312,17 +321,3 @@ class RedisBroker(Broker):
             "redis_server_cpu_s": round(self.server_cpu, 4),
             "rejected_messages": self.signer.rejected + self.rejected_by_workers,
         }
-
-
-def await_disconnect(r: redis.Redis, name: str, wait_s: float) -> None:
-    """Wait until no connection named `name` is open on the server; kill what is left."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        ids = [c["id"] for c in r.client_list() if c.get("name") == name]
-        if not ids:
-            return
-        if time.monotonic() >= deadline:
-            for cid in ids:
-                r.client_kill_filter(_id=cid)
-            return
-        time.sleep(0.001)

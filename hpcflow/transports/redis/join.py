@@ -2,11 +2,13 @@
 
 The run's setup (graph, plan, options) is in its keys, signed; the key to check it comes
 from `HPCFLOW_RUN_KEY`, a key file given here, or the key file the run wrote (which must
-be this user's own and private). This process starts the workers and supervises them:
-it keeps the group's heartbeat alive, so the coordinator can tell a lost node from a
-slow one, and reports each worker that exits, after its connection closed, so the
-coordinator replays what a dead one held. It returns when its workers are done, or when
-the run's keys are gone.
+be this user's own and private). This process gives each worker its id and lease
+(`fenced`), starts the workers and supervises them: it keeps the group's heartbeat
+alive, so the coordinator can tell a lost node from a slow one, and reports each worker
+that exits, fencing it in the same step, so the coordinator replays what a dead one held
+and nothing it still had on its way lands beside the replay. Losing the server for a
+while is survived (the workers decide for themselves); it returns when its workers are
+done, or when the run's keys are gone.
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ import time
 from multiprocessing.connection import wait
 from pathlib import Path
 
+import redis
+
 from ...engines.protocol import EXITED
 from ...engines.worker import start_worker_process
 from ...errors import UsageError
 from ...plan import DYNAMIC, HYBRID
 from ..base import pool_pes
-from .broker import await_disconnect
 from .channel import RedisChannel, client
+from .fenced import REPORT_EXIT, flat, grant
 from .keys import HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, run_id_of
 from .server import AUTO, connect
 from .signing import Signer, key_from_env, read_key_file, read_private, url_file
 
 log = logging.getLogger("hpcflow.redis")
+LOST = (redis.ConnectionError, redis.TimeoutError)
+SUPERVISOR_TIMEOUT_S = 5.0  # a reply this late means the server is out of reach: try again next beat
 
 
 def join_run(
@@ -51,12 +57,10 @@ def join_run(
     if url == AUTO:
         url = _private_url(Path(run_dir) if run_dir else Path("runs") / run_id, deadline)
     connect(url).close()
-    r = client(url, f"hpcflow-join-{socket.gethostname()}-{os.getpid()}")
+    r = client(url, f"hpcflow-join-{socket.gethostname()}-{os.getpid()}", timeout_s=SUPERVISOR_TIMEOUT_S)
     fields = _wait_for_setup(r, keys, deadline, wait_s)
-    signer = Signer(_key(r, keys, key_file))
-    ok, setup = signer.unpack(keys.setup, fields)
-    if not ok:
-        raise UsageError(f"run {run_id}'s setup is not signed with this key (a wrong HPCFLOW_RUN_KEY or key file?)")
+    signer = Signer(_key(r, keys, key_file), keys.run_id)
+    setup = _setup(signer, keys, fields, run_id)
     graph, plan, options = setup
     if plan.kind not in (DYNAMIC, HYBRID):
         raise UsageError(f"run {run_id} has no worker pool to join")
@@ -69,7 +73,8 @@ def join_run(
     procs = {}
     for _ in range(workers):
         wid = r.incr(keys.ids) - 1
-        channel = RedisChannel(url, run_id, signer.key, wid, work, False, plan.order, joined=group)
+        token = grant(r, keys, wid)
+        channel = RedisChannel(url, keys.run_id, signer.key, wid, token, work, False, plan.order, joined=group)
         procs[wid] = start_worker_process(ctx, channel, setup, hosts, f"hpcflow-joined-{wid}")
     log.info("joined run %s with %d worker(s) as %s", run_id, workers, group)
     try:
@@ -78,25 +83,66 @@ def join_run(
         for proc in procs.values():
             if proc.is_alive():
                 proc.kill()
-        r.delete(keys.alive(group))
+            proc.join()
+        try:
+            r.delete(keys.alive(group))
+        except LOST:
+            pass  # it expires by itself
         r.close()
     return workers
 
 
+def _setup(signer: Signer, keys: RunKeys, fields: dict, run_id: str) -> tuple:
+    """The run's (graph, plan, options); a PE class this node cannot import is one clear
+    UsageError naming its module."""
+    try:
+        ok, setup = signer.unpack(keys.setup, fields)
+    except ImportError as exc:
+        module = exc.name or str(exc)
+        raise UsageError(
+            f"run {run_id} needs module {module!r}, which this node cannot import: install the package that "
+            f"provides it here (pip install ...), or put its directory on PYTHONPATH"
+        ) from None
+    except AttributeError as exc:
+        raise UsageError(
+            f"run {run_id} needs a PE class this node's version of its module lacks ({exc}): install the "
+            "same version of the workflow's package here"
+        ) from None
+    if not ok:
+        raise UsageError(f"run {run_id}'s setup is not signed with this key (a wrong HPCFLOW_RUN_KEY or key file?)")
+    return setup
+
+
 def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> None:
     live = {p.sentinel: wid for wid, p in procs.items()}
-    while live:
-        for sentinel in wait(list(live), timeout=HEARTBEAT_S):
+    report_exit = r.register_script(REPORT_EXIT)
+    exits: list[tuple[int, str]] = []  # to report, kept while the server cannot be reached
+    unreachable = False
+    while live or exits:
+        for sentinel in wait(list(live), timeout=HEARTBEAT_S if live else 0):
             wid = live.pop(sentinel)
             proc = procs[wid]
             proc.join()
             code = proc.exitcode
-            await_disconnect(r, keys.client(wid), 2.0)  # all it sent is applied before its EXITED
-            why = f"signal {-code}" if code < 0 else f"exit code {code}"
-            r.xadd(keys.events, signer.pack(keys.events, (wid, (EXITED, why))))
-        if not r.exists(keys.setup) or not r.exists(keys.coordinator_alive):
-            return  # the run is over, or its coordinator died
-        r.set(keys.alive(group), 1, px=HEARTBEAT_TTL_MS)
+            exits.append((wid, f"signal {-code}" if code < 0 else f"exit code {code}"))
+        try:
+            while exits:
+                wid, why = exits[0]
+                fields = signer.pack(keys.events, (wid, (EXITED, why)))
+                report_exit(keys=[keys.lease(wid), keys.setup, keys.events], args=flat(fields))
+                exits.pop(0)
+            if not r.exists(keys.setup) or not r.exists(keys.coordinator_alive):
+                return  # the run is over, or its coordinator died
+            r.set(keys.alive(group), 1, px=HEARTBEAT_TTL_MS)
+            if unreachable:
+                log.warning("reached the Redis server again")
+                unreachable = False
+        except LOST as exc:
+            if not unreachable:
+                log.warning("cannot reach the Redis server (%s); the workers go on, and so does this", exc)
+                unreachable = True
+            if not live:
+                return  # nothing left to report for: the coordinator's heartbeat check writes them off
 
 
 def _private_url(run_dir: Path, deadline: float) -> str:

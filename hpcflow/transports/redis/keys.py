@@ -84,6 +84,16 @@ class RunKeys:
         """Stream of one worker's commands: FINALIZE, STOP, PARK, WAKE."""
         return f"{self.prefix}ctl:{wid}"
 
+    def lease(self, wid: int) -> str:
+        """A worker's incarnation: the token its every write must show (see `fenced`)."""
+        return f"{self.prefix}lease:{wid}"
+
+    @property
+    def seen(self) -> str:
+        """Set of the unique ids of the work and command entries taken so far: a copy of
+        one is dropped, never run twice."""
+        return self.prefix + "seen"
+
     def alive(self, group: str) -> str:
         """Heartbeat of a group of joined workers; expires when its node stops answering."""
         return f"{self.prefix}alive:{group}"

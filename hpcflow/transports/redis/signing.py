@@ -2,9 +2,12 @@
 
 Workers unpickle what they read, and unpickling runs code, so anything that can write
 to the server (another user of a shared Redis, a process on a node the server listens
-on) must not be able to inject a message. A message is `{d: payload, s: mac}`; the mac
-covers the key it was written to as well, so an entry copied to another stream is
-rejected too. A message that fails the check is logged and dropped, never unpickled.
+on) must not be able to inject a message. A message is `{d: payload, u: uid, s: mac}`:
+the mac covers the run id, the key it was written to, a unique id (its writer's random
+name and sequence number) and the payload, so an entry copied to another stream or run is
+rejected, and a copy in its own stream is told apart by its uid (`unpack_once` for a
+stream with one reader; the take script's set of seen ids for shared work streams).
+A message that fails a check is logged, counted and dropped, never unpickled.
 
 The key reaches local workers with their process arguments; a worker joining from
 another node reads it from `HPCFLOW_RUN_KEY` (hex) or from a key file readable by its
@@ -31,26 +34,53 @@ log = logging.getLogger("hpcflow.redis")
 
 
 class Signer:
-    def __init__(self, key: bytes):
+    """Signs what one writer (a process) sends in one run, and checks what it reads."""
+
+    def __init__(self, key: bytes, run_id: str):
         self.key = key
+        self.run_id = run_id.encode()
+        self.writer = secrets.token_hex(8).encode()  # this writer's name in every uid it makes
+        self.seq = 0
         self.rejected = 0
+        self.latest: dict[bytes, int] = {}  # writer -> last sequence number read (`unpack_once`)
 
     def pack(self, where: str, obj: Any) -> dict[bytes, bytes]:
         """The fields of a stream entry (or a value) carrying `obj` to `where`."""
         payload = dumps(obj)
-        return {b"d": payload, b"s": self._mac(where, payload)}
+        self.seq += 1
+        uid = self.writer + b"." + str(self.seq).encode()
+        return {b"d": payload, b"u": uid, b"s": self._mac(where, uid, payload)}
 
     def unpack(self, where: str, fields: dict[bytes, bytes]) -> tuple[bool, Any]:
         """(True, obj) for an authentic message to `where`; (False, None) otherwise."""
-        payload, mac = fields.get(b"d"), fields.get(b"s")
-        if payload is None or mac is None or not hmac.compare_digest(mac, self._mac(where, payload)):
-            self.rejected += 1
-            log.warning("rejected an unsigned or forged message on %s", where)
-            return False, None
+        payload, uid, mac = fields.get(b"d"), fields.get(b"u"), fields.get(b"s")
+        if payload is None or uid is None or mac is None:
+            return self._reject("an unsigned message", where)
+        if not hmac.compare_digest(mac, self._mac(where, uid, payload)):
+            return self._reject("a forged message", where)
         return True, loads(payload)
 
-    def _mac(self, where: str, payload: bytes) -> bytes:
-        return hmac.new(self.key, where.encode() + b"\n" + payload, hashlib.sha256).digest()
+    def unpack_once(self, where: str, fields: dict[bytes, bytes]) -> tuple[bool, Any]:
+        """`unpack` for a stream this reader alone reads, in order: an entry not newer
+        than the last one read from its writer is a copy or a replay, and is dropped."""
+        ok, obj = self.unpack(where, fields)
+        if not ok:
+            return ok, obj
+        writer, _, seq = fields[b"u"].rpartition(b".")
+        n = int(seq)
+        if n <= self.latest.get(writer, 0):
+            return self._reject("a copied or replayed message", where)
+        self.latest[writer] = n
+        return True, obj
+
+    def _reject(self, what: str, where: str) -> tuple[bool, None]:
+        self.rejected += 1
+        log.warning("rejected %s on %s", what, where)
+        return False, None
+
+    def _mac(self, where: str, uid: bytes, payload: bytes) -> bytes:
+        message = b"\n".join((self.run_id, where.encode(), uid, payload))
+        return hmac.new(self.key, message, hashlib.sha256).digest()
 
 
 def new_key() -> bytes:
