@@ -32,6 +32,7 @@ class Options:
     metrics_out: str | None = None  # path of a metrics JSON file to write
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
+    help_pool: bool = True  # pinned processes run pool tasks when idle (a crash in one then ends the run)
     stall_timeout: float = 900.0  # stop a run in which no task has finished for this long (0: never)
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
@@ -55,6 +56,8 @@ class Options:
             raise UsageError(f"max_queued must be at least 1, got {opts.max_queued}")
         if opts.autoscale is not None:
             parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
+        if not isinstance(opts.help_pool, bool):
+            raise UsageError(f"run option help_pool must be true or false, got {opts.help_pool!r}")
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
         if opts.stall_timeout < 0:

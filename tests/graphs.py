@@ -6,8 +6,10 @@ PEs live in this importable module so that spawned workers can unpickle them."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import select
 import sys
 import time
 
@@ -250,8 +252,17 @@ def canonical(outputs):
     }
 
 
+def helping_another_pe(pe: GenericPE) -> bool:
+    """Whether `pe` runs as a pool task in another PE's pinned process (one that runs
+    pool tasks when it has nothing of its own to do)."""
+    name = multiprocessing.current_process().name
+    return name.endswith("]") and not name.startswith(f"hpcflow-{pe.name}[")
+
+
 class KillOnce(IterativePE):
-    """SIGKILLs its own worker process on item `at`, once per run (a marker file)."""
+    """SIGKILLs its own worker process on the first item from `at` on, once per run (a
+    marker file). Another PE's pinned process that runs pool tasks is spared: its death
+    ends the run (test_a_pool_task_killing_a_pinned_process_ends_the_run)."""
 
     def __init__(self, marker, at=20, sleep=0.0):
         super().__init__()
@@ -262,7 +273,7 @@ class KillOnce(IterativePE):
     def _process(self, x):
         if self.sleep:
             time.sleep(self.sleep)
-        if x == self.at:
+        if x >= self.at and not helping_another_pe(self):
             try:
                 fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
@@ -400,3 +411,85 @@ class CountKilledAt(Count):
         if self.n + 1 == self.at:
             os.kill(os.getpid(), 9)
         return super()._process(inputs)
+
+
+class KillMidCall(GenericPE):
+    """For each input x writes `n` items (x, j), one a millisecond; on an input from `at` on
+    its pool worker is SIGKILLed after `after` writes, once per run (a marker file): with outputs
+    streaming out, some of that call's writes were delivered before it died."""
+
+    def __init__(self, marker, at=5, n=40, after=30):
+        super().__init__()
+        self._add_input("input")
+        self._add_output("output")
+        self.marker, self.at, self.n, self.after = str(marker), at, n, after
+
+    def process(self, inputs):
+        x = inputs["input"]
+        for j in range(self.n):
+            if x >= self.at and j == self.after and not helping_another_pe(self):
+                try:
+                    os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    pass
+                else:
+                    os.kill(os.getpid(), 9)
+            time.sleep(0.001)
+            self.write("output", (x, j))
+
+
+class WriteThenWait(ProducerPE):
+    """Writes `n` items in one call, then waits (up to `timeout` s) for a byte on the FIFO
+    `fifo` from a downstream PE that got one of them, and writes whether it came."""
+
+    def __init__(self, fifo, n=50, timeout=60.0):
+        super().__init__()
+        self.fifo, self.n, self.timeout = str(fifo), n, timeout
+
+    def _process(self, inputs):
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        keep = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # a writer always there: no early EOF
+        try:
+            for i in range(self.n):
+                self.write("output", ("item", i))
+            readable, _, _ = select.select([fd], [], [], self.timeout)
+            seen = bool(readable) and os.read(fd, 1) == b"x"
+        finally:
+            os.close(keep)
+            os.close(fd)
+        self.write("output", ("seen during the call", seen))
+
+
+class SignalFirst(IterativePE):
+    """Writes a byte to the FIFO `fifo` for the first item it gets (if a reader is there)."""
+
+    def __init__(self, fifo):
+        super().__init__()
+        self.fifo = str(fifo)
+        self.signalled = False
+
+    def _process(self, item):
+        if not self.signalled:
+            self.signalled = True
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # the writer's call is over
+                return item
+            os.write(fd, b"x")
+            os.close(fd)
+        return item
+
+
+class KillInHelper(IterativePE):
+    """Sleeps `sleep` s an item; SIGKILLs its process if that is another PE's pinned
+    process helping the pool."""
+
+    def __init__(self, sleep=0.01):
+        super().__init__()
+        self.sleep = sleep
+
+    def _process(self, x):
+        if helping_another_pe(self):
+            os.kill(os.getpid(), 9)
+        time.sleep(self.sleep)
+        return x

@@ -20,6 +20,7 @@ from graphs import (
     FailOn,
     GlobalSum,
     KeyBy,
+    KillInHelper,
     KillOnce,
     KillOnceByKey,
     WriteInPreprocess,
@@ -107,7 +108,7 @@ def test_pool_workers_killed_before_a_group_by_and_a_global_lose_and_duplicate_n
     expected = run(graph, inputs, "simple")
     for name in "abc":
         (tmp_path / name).unlink()
-    result = run(graph, inputs, mapping, 6)
+    result = run(graph, inputs, mapping, 6, help_pool=False)  # every kill lands in a pool worker
     assert all((tmp_path / name).exists() for name in "abc"), "a worker was not killed"
     assert canonical(result.outputs) == canonical(expected.outputs)
     assert result.metrics.items == expected.metrics.items
@@ -121,7 +122,7 @@ def test_several_pool_workers_killed_in_turn_lose_and_duplicate_nothing(tmp_path
     src = Count()
     stages = [KillOnce(tmp_path / "a", at=10), KillOnce(tmp_path / "b", at=60), KillOnce(tmp_path / "c", at=200)]
     graph = chain(src, *stages, Add(1))
-    result = run(graph, {src: 80}, mapping, 4)
+    result = run(graph, {src: 80}, mapping, 4, help_pool=False)  # every kill lands in a pool worker
     assert sorted(result.output("Add")) == [8 * x + 1 for x in range(1, 81)]
     assert result.metrics.workers_replaced == 3
 
@@ -147,6 +148,21 @@ def test_a_killed_producer_ends_the_run_naming_it(mapping):
     src = CountKilledAt(at=10)
     with pytest.raises(RunAborted, match=r"the process of PE CountKilledAt\[0\] died \(signal 9\)"):
         run(chain(src, Add(1)), {src: 50}, mapping, 3)
+
+
+def test_a_pool_task_killing_a_pinned_process_ends_the_run():
+    """The producer's process runs pool tasks once it has nothing of its own to do; one
+    that kills it ends the run as any death of a pinned instance does."""
+    src = Count()
+    with pytest.raises(RunAborted, match=r"the process of PE Count\[0\] died \(signal 9\)"):
+        run(chain(src, KillInHelper(0.01)), {src: 30}, "dyn_multi", 2)
+    assert child_processes() == []
+
+
+def test_help_pool_false_keeps_pinned_processes_to_their_own_pe():
+    src = Count()
+    result = run(chain(src, KillInHelper(0.001)), {src: 30}, "dyn_multi", 2, help_pool=False)
+    assert sorted(result.output("KillInHelper")) == list(range(1, 31))
 
 
 # -- preprocess() and postprocess() that raise ----------------------------------------------
@@ -239,7 +255,7 @@ def test_os_exit_in_a_pool_worker_is_retried_once_then_a_clear_error(mapping, co
     src = Count()
     died = rf"item\(s\) for PE ExitOn was running in 2 workers that died \(last: exit code {code}\)"
     with pytest.raises(RunAborted, match=died):
-        run(chain(src, Add(0), ExitOn("os._exit", at=7, code=code), Add(1)), {src: 20}, mapping, 4)
+        run(chain(src, Add(0), ExitOn("os._exit", at=7, code=code), Add(1)), {src: 20}, mapping, 4, help_pool=False)
 
 
 @pytest.mark.parametrize("code", [0, 3])
@@ -257,7 +273,7 @@ def test_pool_workers_dying_in_preprocess_are_not_replaced_forever(mapping):
     with pytest.raises(
         RunAborted, match=r"PE ExitInPreprocess was running in 2 workers that died \(last: exit code 7\)"
     ):
-        run(chain(src, Add(0), ExitInPreprocess()), {src: 5}, mapping, 3)
+        run(chain(src, Add(0), ExitInPreprocess()), {src: 5}, mapping, 3, help_pool=False)
 
 
 def test_a_static_instance_dying_in_preprocess_ends_the_run_naming_it():

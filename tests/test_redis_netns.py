@@ -95,7 +95,14 @@ def run_with_node(node, server, run_id, items, pe, fault=None, cpus=1):
             faulty.start()
         src = Count()
         result = run(
-            chain(src, pe), {src: items}, "dyn_redis", 2, redis_url=server.url, run_id=run_id, stall_timeout=60
+            chain(src, pe),
+            {src: items},
+            "dyn_redis",
+            2,
+            redis_url=server.url,
+            run_id=run_id,
+            stall_timeout=60,
+            help_pool=False,  # one local worker: the run outlasts the node's long item (as the tests assume)
         )
         if faulty:
             faulty.join(WAIT_S)

@@ -3,12 +3,19 @@
 One coordinator (the calling process) and one process per pinned PE instance plus a
 pool of workers. The plan decides the placement: `multi` pins every instance, `dyn_*`
 pins only the roots (each called in order by one instance) and pools the rest, and
-`hybrid_*` also pins every stateful instance. The coordinator is the scheduler: it feeds
-the roots (throttled when too much is queued), counts every task for exact termination,
-finalizes PEs in topological order, replaces a pool worker that died (its broker
-replays the chunks it held), parks and wakes pool workers when an auto-scaler is given,
-and records the metrics. How chunks travel is the broker's business (transports/): in
-memory with a pipe per worker (`*_multi`), or Redis streams (`*_redis`).
+`hybrid_*` also pins every stateful instance. A pinned process with nothing of its own
+to do runs pool tasks (when there is a pool), its own work first. In `multi` every
+instance is pinned and there is no pool, so it keeps dispel4py's "one process per PE
+instance".
+
+The coordinator is the scheduler: it feeds the roots and answers the workers' streamed
+outputs with credits, both throttled by the backlog bound (flow.py), counts every task
+for exact termination (termination.py), drops outputs already delivered (delivery.py),
+finalizes PEs in topological order, replaces a pool worker that died (its broker replays
+the chunks it held, resuming after what was delivered), parks and wakes pool workers
+when an auto-scaler is given, and records the metrics. How chunks travel is the broker's
+business (transports/): in memory with a pipe per worker (`*_multi`), or Redis streams
+(`*_redis`). The design is described in engines/README.md.
 """
 
 from __future__ import annotations
@@ -28,7 +35,27 @@ from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..transports import make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
-from .protocol import BYE, DONE, EXITED, FAILED, FINALIZE, JOINED, READY, STOP, Chunk, Report, chunk_limit, dumps, loads
+from .delivery import DeliveryLedger
+from .flow import FlowControl
+from .protocol import (
+    BYE,
+    CREDIT,
+    DONE,
+    EXITED,
+    FAILED,
+    FINALIZE,
+    JOINED,
+    OUTPUT,
+    READY,
+    STOP,
+    Chunk,
+    Delivery,
+    Report,
+    chunk_id,
+    chunk_limit,
+    dumps,
+    loads,
+)
 from .termination import Termination
 
 SAMPLE_S = 0.1  # timeline (and auto-scaler) sampling interval
@@ -76,14 +103,16 @@ class Feed:
     def remaining(self) -> int:
         return feed_length(self.items) - self.sent
 
-    def take(self, n: int) -> tuple[int, bytes | None]:
+    def take(self, root: str, n: int) -> Chunk:
+        """The next `n` inputs as a chunk for instance 0 of `root`."""
         n = min(n, self.remaining)
         if isinstance(self.items, int):
             blob = None
         else:
             blob = dumps(self.items[self.sent : self.sent + n])
+        c = Chunk(root, 0, n, blob, chunk_id(root, self.sent), 0, len(blob or b""))
         self.sent += n
-        return n, blob
+        return c
 
 
 @dataclass
@@ -93,6 +122,7 @@ class Stats:
     sinks: list = field(default_factory=list)
     timeline: list = field(default_factory=list)
     replaced: int = 0
+    resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
 
@@ -108,6 +138,7 @@ class Coordinator:
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.broker = make_broker(job, self.ctx)
         self.pool_pes = pool_pes(plan)
+        self.helping = bool(self.pool_pes) and job.options.help_pool  # pinned processes run pool tasks when idle
         self.capacity = {n: plan.pool if n in self.pool_pes else plan.instances[n] for n in plan.order}
         self.feeds = {r: Feed(job.feeds[r]) for r in plan.roots}
         upstream = {n: self.graph.predecessors(n) for n in plan.order}
@@ -120,6 +151,10 @@ class Coordinator:
         self.workers: dict[int, Worker] = {}
         self.start_deaths = 0  # pool workers that died before they were ready (in preprocess())
         self.stats = Stats()
+        self.ledger = DeliveryLedger()
+        self.flow = FlowControl(
+            self.options.max_backlog_s, self.options.max_queued, self.capacity, self.service_s, self.broker.queued_by_pe
+        )
         self.failure: HpcflowError | None = None
         self.signalled: int | None = None
         self.t0 = 0.0
@@ -150,28 +185,34 @@ class Coordinator:
     def service_s(self, pe: str) -> float:
         return self.service_times.get(pe) or 0.0
 
-    def backlogged(self) -> bool:
-        """Whether the roots must wait: too many tasks queued, or a PE with more queued
-        work per instance than max_backlog_s (bounds memory, latency and the drain on
-        SIGTERM whatever the PEs' speeds)."""
-        if self.broker.queued >= self.options.max_queued:
-            return True
-        limit = self.options.max_backlog_s
-        for pe, n in self.broker.queued_by_pe.items():
-            if n and n * self.service_s(pe) > limit * self.capacity[pe]:
-                return True
-        return False
-
     def feed_roots(self) -> None:
         """Give each root its next chunk of inputs once its last one is done: a root is
         called in order, one chunk at a time, and waits while the run is backlogged."""
         for root, feed in self.feeds.items():
-            if feed.in_flight or feed.remaining == 0 or self.backlogged():
+            if feed.in_flight or feed.remaining == 0 or self.flow.backlogged():
                 continue
-            n, blob = feed.take(chunk_limit(self.service_s(root)))
+            chunk = feed.take(root, chunk_limit(self.service_s(root)))
             feed.in_flight = True
-            self.broker.submit(Chunk(root, 0, n, blob))
-            self.expect((root, 0), n)
+            self.broker.submit(chunk)
+            self.expect((root, 0), chunk.count)
+
+    # -- credits -------------------------------------------------------------
+    def credit(self, w: Worker, n: int = 1) -> None:
+        """Let `w` send `n` more OUTPUTs; after a stop signal a root is told to halt."""
+        halt = self.signalled is not None and not w.pool and w.hosts[0][0] in self.feeds
+        self.broker.send(w.id, (CREDIT, halt, n))
+
+    def release_credits(self) -> None:
+        for wid, n in self.flow.releasable(self.drainers):
+            w = self.workers.get(wid)
+            if w is not None and w.alive:
+                self.credit(w, n)
+
+    def drainers(self, pe: str) -> list[int]:
+        """The workers that may run tasks of `pe` now."""
+        if self.plan.is_pinned(pe):
+            return [w.id for w in self.workers.values() if w.alive and not w.pool and w.hosts[0][0] == pe]
+        return [w.id for w in self.workers.values() if w.alive and w.state != STOPPING and not w.parked]
 
     def expect(self, host: tuple[str, int], n: int) -> None:
         """`n` more tasks for a pinned instance: it is active until they are done."""
@@ -203,6 +244,10 @@ class Coordinator:
                 w.state = RUNNING
             if self.started_at is None and all(x.state != STARTING for x in self.workers.values()):
                 self.started_at = time.perf_counter()
+        elif kind == OUTPUT:
+            self.on_deliveries(w, msg[1])
+            if self.signalled is not None or not self.flow.hold(w.id, {c.pe for d in msg[1] for c in d.outputs}):
+                self.credit(w)
         elif kind == DONE:
             self.on_report(w, msg[1])
         elif kind == FAILED:
@@ -216,36 +261,57 @@ class Coordinator:
         elif kind == EXITED:
             self.on_exit(w, msg[1])
 
+    def on_deliveries(self, w: Worker, deliveries: list[Delivery]) -> None:
+        """Outputs a worker sent: counted for termination and queued, unless already
+        delivered (a replay's or a repeated message's)."""
+        for d in deliveries:
+            if not self.ledger.accept(d):
+                continue
+            for c in d.outputs:
+                self.term.created(c.pe, c.count)
+                if c.instance is not None:
+                    self.expect((c.pe, c.instance), c.count)
+            self.flow.measured(d.outputs)
+            self.broker.deliver(w.id, d.outputs)
+            self.stats.sinks.extend(d.sinks)
+
     def on_report(self, w: Worker, report: Report) -> None:
-        for c in report.outputs:
-            self.term.created(c.pe, c.count)
-            if c.instance is not None:
-                self.expect((c.pe, c.instance), c.count)
+        self.on_deliveries(w, report.deliveries)
+        self.ledger.forget(report.done)
         self.broker.accept(w.id, report)
+        own = w.hosts[0][0] if not w.pool else None
+        helped = 0.0  # a pinned worker's time on pool tasks
         for pe, n, busy in report.stats:
             self.term.completed(pe, n)
             feed = self.feeds.get(pe)
-            if feed is not None and n:
+            if feed is not None and report.done:
                 feed.in_flight = False
             self.stats.items[pe] += n
             if n:
                 self.service_times.record(pe, busy / n)
                 self.broker.publish_service(pe, self.service_times.get(pe))
-        self.stats.sinks.extend(report.sinks)
+            if own is not None and pe != own:
+                helped += busy
+        for pe, n in report.dropped:  # a root halted by a stop signal: its other inputs will not run
+            self.term.cancel_pending(pe, n)
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
         self.last_report = self.last_progress = now = time.perf_counter()
-        if not w.pool:
-            self.waiting[w.hosts[0]] -= sum(n for _, n, _ in report.stats)
+        if own is not None:
+            self.waiting[w.hosts[0]] -= sum(n for pe, n, _ in report.stats if pe == own)
+            self.waiting[w.hosts[0]] -= sum(n for _, n in report.dropped)
+            w.active_s += helped
         if self.scaler is not None:
             self.rescale(w, now)
-            if not w.pool and not self.waiting[w.hosts[0]]:
-                w.deactivate(now)  # a pinned instance with nothing queued waits like a parked worker
-        if w.finalizing is not None:
+        if own is not None and not self.waiting[w.hosts[0]] and w.finalizing is None:
+            w.deactivate(now)  # a pinned instance is active only while it has something to run
+        if w.finalizing is not None and not report.done:  # (not a report of pool work it ran before)
             self.term.finalized(*w.finalizing)
             w.finalizing = None
-            w.state = STOPPING  # a finalized instance has nothing more to do
-            self.broker.send(w.id, (STOP,))
+            w.deactivate(now)
+            if not self.helping:  # a finalized instance has nothing more to do, unless it helps the pool
+                w.state = STOPPING
+                self.broker.send(w.id, (STOP,))
 
     def on_exit(self, w: Worker, why: str) -> None:
         w.deactivate(time.perf_counter())
@@ -254,6 +320,7 @@ class Coordinator:
         w.state = EXITED_STATE
         if expected:
             return
+        self.flow.release(w.id)
         if not w.pool:
             pe, inst = w.hosts[0]
             self.failure = RunAborted(
@@ -270,13 +337,20 @@ class Coordinator:
                 )
                 return
         try:
-            self.broker.recover(w.id, why)
+            self.broker.recover(w.id, why, self.resume_mark)
         except RunAborted as exc:
             self.failure = exc
             return
         self.stats.replaced += 1
         if not w.joined:  # a joined node's worker is not replaced by one on this node
             self.start_worker()
+
+    def resume_mark(self, chunk: int) -> int:
+        """Where the replay of a lost chunk resumes: after the writes it already delivered."""
+        n = self.ledger.delivered(chunk)
+        if n:
+            self.stats.resumed += 1
+        return n
 
     # -- auto-scaling --------------------------------------------------------
     def pool_workers(self) -> list[Worker]:
@@ -394,6 +468,9 @@ class Coordinator:
             if self.signalled is not None and not stopping_sources:
                 stopping_sources = True
                 self.stop_sources()
+                for w in self.workers.values():  # a root waiting for a credit is told to halt now
+                    if w.id in self.flow.held and not w.pool and w.hosts[0][0] in self.feeds:
+                        self.credit(w, self.flow.release(w.id))
             self.finalize_ready()
             if self.term.all_done:
                 break
@@ -402,6 +479,7 @@ class Coordinator:
                 self.autoscale(now)
                 next_scale = now + interval
             self.feed_roots()
+            self.release_credits()
             self.broker.dispatch()
             if now >= next_sample:
                 self.sample(now)
@@ -495,6 +573,8 @@ class Coordinator:
                 "workers_started": len(workers),
                 "workers_joined": sum(1 for w in workers if w.joined),
                 "workers_replaced": self.stats.replaced,
+                "replays_resumed": self.stats.resumed,
+                "duplicates_dropped": self.ledger.duplicates,
                 "peak_queued": self.broker.peak_queued,
                 **self.broker.metrics(),
                 "startup_s": round(self.stats.startup_s, 4),

@@ -1,9 +1,13 @@
-"""The worker loop: receive chunks, run them through the PEs, send back one report.
+"""The worker loop: receive chunks, run them through the PEs, stream the outputs out
+(engines/outbox.py), send back one report per batch.
 
 A pool worker holds one copy of every PE the pool runs, created once (preprocess() once
-per worker, no per-task copies); a pinned worker holds one PE instance. The loop is the
-same for both, and for every transport: it only sees a `Channel`; the coordinator (or
-the streams it fills) decides what each worker gets.
+per worker, no per-task copies); a pinned worker holds its PE instance and, when the run
+has a pool (dyn_*, hybrid_*), a copy of every pool PE as well: with nothing of its own to
+do it runs pool tasks, so a cheap producer or a waiting stateful instance does not cost a
+whole process. Its own PE's state never leaves it. The loop is the same for every worker
+and every transport: it only sees a `Channel`; the coordinator (or the streams it fills)
+decides what each worker gets, its own work first.
 """
 
 from __future__ import annotations
@@ -12,89 +16,18 @@ import ctypes
 import signal
 import time
 import traceback
-from collections import defaultdict
-from collections.abc import Sequence
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from ..errors import PEError, RunAborted
 from ..graph import WorkflowGraph
-from ..invoke import Invoker, short_repr
+from ..invoke import Invoker
 from ..options import Options
-from ..pe import GenericPE
 from ..plan import Plan
 from ..routing import Router
-from ..transports.base import Channel, ChannelClosed
-from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_limit, dumps, loads
-
-
-class OutputBuffer:
-    """Routes what the PEs write and packs it into chunks per destination."""
-
-    def __init__(
-        self, graph: WorkflowGraph, router: Router, service_s: Sequence[float], pe_index: dict[str, int], collect: bool
-    ):
-        self.graph = graph
-        self.router = router
-        self.service_s = service_s  # kept current by the channel (the coordinator measures)
-        self.pe_index = pe_index
-        self.collect = collect
-        self.buckets: dict[tuple[str, int | None], list] = defaultdict(list)
-        self.sinks: dict[tuple[str, str], list] = defaultdict(list)
-
-    def sink(self, pe: str, port: str, data: Any) -> None:
-        dests = self.router.route(pe, port, data)
-        if not dests:
-            if self.collect:
-                self.sinks[(pe, port)].append(data)
-            return
-        for d in dests:
-            self.buckets[(d.pe, d.instance)].append((d.port, data))
-
-    def take(self, writers: list[GenericPE]) -> tuple[list[Chunk], list[tuple[str, str, bytes]]]:
-        """The buffered outputs, pickled; `writers` are the PEs that wrote them, named in
-        the PEError raised for an output that cannot be pickled."""
-        try:
-            chunks = []
-            for (pe, inst), items in self.buckets.items():
-                size = chunk_limit(self.service_s[self.pe_index[pe]])
-                for i in range(0, len(items), size):
-                    part = items[i : i + size]
-                    chunks.append(Chunk(pe, inst, len(part), dumps(part)))
-            sinks = [(pe, port, dumps(items)) for (pe, port), items in self.sinks.items()]
-        except Exception:
-            raise self._unpicklable(writers) from None
-        finally:
-            self.buckets.clear()
-            self.sinks.clear()
-        return chunks, sinks
-
-    def _unpicklable(self, writers: list[GenericPE]) -> PEError:
-        """The error for the first output that cannot be pickled, naming the PE that wrote
-        it: the PE of an unconnected port, or the writer upstream of the stream it was on."""
-        ran = {pe.name: pe for pe in writers}
-        written = [(pe, port, data, True) for (pe, port), items in self.sinks.items() for data in items]
-        for (dst, _), items in self.buckets.items():
-            written += [(dst, port, data, False) for port, data in items]
-        for pe, port, data, by_pe in written:
-            try:
-                dumps(data)
-            except Exception as exc:
-                if not by_pe:  # (pe, port) is where it was going: find who wrote it
-                    ups = sorted((e.src, e.src_port) for e in self.graph.edges if (e.dst, e.dst_port) == (pe, port))
-                    pe, port = next(((src, p) for src, p in ups if src in ran), ups[0])
-                writer = ran.get(pe)
-                return PEError(
-                    pe,
-                    writer.instance if writer is not None else None,
-                    "<sending outputs>",
-                    f"an item written to port {port!r} cannot be pickled to pass it to another process "
-                    f"({short_repr(data)}): {type(exc).__name__}: {exc}",
-                    traceback.format_exc(),
-                )
-        what = "its outputs cannot be pickled to pass them to another process"
-        return PEError(", ".join(ran) or "?", None, "<sending outputs>", what)
+from ..transports.base import Channel, ChannelClosed, is_pool, pool_pes
+from .outbox import Outbox
+from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_id, loads
 
 
 def _die_with_parent() -> None:
@@ -125,13 +58,17 @@ def worker_main(
     options: Options,
     hosts: list[tuple[str, int]],
 ) -> None:
-    """Entry point of a worker process; `hosts` are the (pe, instance) it runs."""
+    """Entry point of a worker process; `hosts` are the (pe, instance) it runs (a pinned
+    worker also runs the pool's PEs when its own queue is empty)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles signals and drains
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel.open()
     pe_index = {n: i for i, n in enumerate(plan.order)}
-    out = OutputBuffer(graph, Router(graph, plan), channel.service_s, pe_index, options.collect)
+    out = Outbox(graph, Router(graph, plan), channel.service_s, pe_index, options.collect, channel)
+    pinned = not is_pool(plan, hosts)
+    if pinned and plan.pool and options.help_pool:
+        hosts = hosts + [(pe, 0) for pe in pool_pes(plan)]
     pes = []
     for name, instance in hosts:
         pe = graph.get(name)
@@ -141,30 +78,39 @@ def worker_main(
     roots = set(plan.roots)
     prepared: set[str] = set()
     try:
-        if len(hosts) == 1:  # a pinned instance: ready means preprocessed
+        if pinned:  # a pinned instance: ready means preprocessed
             invoker.preprocess(hosts[0][0])
             prepared.add(hosts[0][0])
         channel.send((READY, time.process_time()))
         while True:
-            msg = channel.receive()
+            msg = out.receive()
             kind = msg[0]
+            dropped: list[tuple[str, int]] = []
             if kind == WORK:
-                for pe in {c.pe for c in msg[1]} - prepared:  # a pool worker prepares a PE when it first runs it
+                for pe in {c.pe for c in msg[1]} - prepared:  # a PE is prepared when this worker first runs it
                     invoker.preprocess(pe)
                     prepared.add(pe)
-                stats = [_run_chunk(invoker, c, c.pe in roots) for c in msg[1]]
+                stats = []
+                for c in msg[1]:
+                    out.begin(c.id, c.resume, c.pe, invoker.pes[c.pe].instance)
+                    stats.append(_run_chunk(invoker, c) if c.pe not in roots else _run_root(invoker, c, out))
+                    if stats[-1][1] < c.count:
+                        dropped.append((c.pe, c.count - stats[-1][1]))
+                done = [c.id for c in msg[1]]
             elif kind == FINALIZE:
+                _, pe, instance = msg
                 t0 = time.perf_counter()
-                invoker.postprocess(msg[1])
-                stats = [(msg[1], 0, time.perf_counter() - t0)]
+                out.begin(chunk_id("postprocess", pe, instance), 0, pe, instance)
+                invoker.postprocess(pe)
+                stats = [(pe, 0, time.perf_counter() - t0)]
+                done = []
             elif kind == STOP:
                 channel.send((BYE, time.process_time()))
                 return
             else:
                 raise ValueError(f"unknown message {kind!r}")
-            chunks, sinks = out.take([invoker.pes[pe] for pe, _, _ in stats])
             errors, invoker.errors = invoker.errors, []
-            channel.complete(Report(chunks, sinks, stats, errors, time.process_time()))
+            channel.complete(Report(out.take(), stats, errors, time.process_time(), done, dropped))
     except PEError as exc:
         channel.send((FAILED, exc, time.process_time()))
     except ChannelClosed:
@@ -177,15 +123,25 @@ def worker_main(
         channel.close()
 
 
-def _run_chunk(invoker: Invoker, chunk: Chunk, root: bool) -> tuple[str, int, float]:
+def _run_chunk(invoker: Invoker, chunk: Chunk) -> tuple[str, int, float]:
     t0 = time.perf_counter()
     name = chunk.pe
-    if root:
-        feed = [{}] * chunk.count if chunk.blob is None else loads(chunk.blob)
-        for inputs in feed:
-            invoker.process(name, dict(inputs))
-    else:
-        process = invoker.process
-        for port, data in loads(chunk.blob):
-            process(name, {port: data})
+    process = invoker.process
+    for port, data in loads(chunk.blob):
+        process(name, {port: data})
     return (name, chunk.count, time.perf_counter() - t0)
+
+
+def _run_root(invoker: Invoker, chunk: Chunk, out: Outbox) -> tuple[str, int, float]:
+    """A root's inputs in order; after a stop signal (a halting CREDIT) the rest is
+    dropped, so a stopping run does not wait for a whole chunk of a fast producer whose
+    outputs are slow to process."""
+    t0 = time.perf_counter()
+    feed = [{}] * chunk.count if chunk.blob is None else loads(chunk.blob)
+    n = 0
+    for inputs in feed:
+        if out.halted:
+            break
+        invoker.process(chunk.pe, dict(inputs))
+        n += 1
+    return (chunk.pe, n, time.perf_counter() - t0)

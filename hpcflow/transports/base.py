@@ -10,19 +10,21 @@ PE is finalized, when the run ends, which pool worker is parked. A transport dec
 - a `Channel`, in each worker: the worker loop's only link to the run.
 
 The shared-memory broker hands chunks to idle workers itself; on Redis the workers pull
-from streams. Either way a worker's outputs, the acknowledgement of the chunks it ran
-and its report travel as one unit (`Channel.complete`), so a worker that dies mid-way
-has published nothing of that batch and its chunks can be replayed whole.
+from streams. Either way a worker's outputs leave as they are made (`Channel.deliver`),
+and the acknowledgement of the chunks it ran travels with its report
+(`Channel.complete`); a worker that dies mid-way has its chunks replayed, each carrying
+how many of its writes were already delivered (`Chunk.resume`), so nothing is lost or
+repeated (engines/README.md).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engines.protocol import Chunk, Report
+from ..engines.protocol import Chunk, Delivery, Report
 from ..errors import RunAborted
 from ..plan import Plan
 
@@ -50,13 +52,19 @@ class Channel(ABC):
         """READY, FAILED or BYE to the coordinator."""
 
     @abstractmethod
-    def receive(self) -> tuple:
-        """Block until the next WORK, FINALIZE or STOP message."""
+    def receive(self, work: bool = True) -> tuple:
+        """Block until the next WORK, FINALIZE, STOP or CREDIT message; with `work` False
+        (a worker waiting for a CREDIT mid-batch) take no new work meanwhile."""
+
+    @abstractmethod
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Publish outputs made so far and tell the coordinator (an OUTPUT message), all
+        or nothing."""
 
     @abstractmethod
     def complete(self, report: Report) -> None:
-        """Publish `report.outputs`, acknowledge the work just run and send the report,
-        all or nothing."""
+        """Publish `report.deliveries`, acknowledge the work just run and send the
+        report, all or nothing."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -109,8 +117,14 @@ class Broker(ABC):
         """Queue a chunk the scheduler made (a root's inputs)."""
 
     @abstractmethod
+    def deliver(self, wid: int, chunks: list[Chunk]) -> None:
+        """Outputs of a worker arrived (in an OUTPUT or a report): queue them (or count
+        them, if the worker queued them itself)."""
+
+    @abstractmethod
     def accept(self, wid: int, report: Report) -> None:
-        """A worker's report arrived: its outputs are queued (or already are)."""
+        """A worker's report arrived (after its outputs were delivered): the chunks it
+        ran are done."""
 
     @abstractmethod
     def dispatch(self) -> None:
@@ -132,9 +146,10 @@ class Broker(ABC):
         """Seconds each worker has waited for work; None for one running a task."""
 
     @abstractmethod
-    def recover(self, wid: int, why: str) -> None:
-        """A pool worker died: queue its unfinished chunks again. Raises RunAborted for a
-        chunk that was running in MAX_REPLAYS workers that died."""
+    def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
+        """A pool worker died: queue its unfinished chunks again, each with `resume` set
+        to `delivered(chunk id)`, the writes of it already delivered. Raises RunAborted
+        for a chunk that was running in MAX_REPLAYS workers that died."""
 
     @abstractmethod
     def publish_service(self, pe: str, seconds: float) -> None:

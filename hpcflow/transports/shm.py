@@ -1,26 +1,29 @@
 """The shared-memory transport: the coordinator is the broker.
 
 It keeps the queued chunks in memory (a private queue per pinned instance, one shared
-queue per pool PE) and hands them to idle workers over one pipe each; the workers send
-their reports back on the same pipe. A worker waiting for work blocks in a pipe read: no
-polling, no CPU. Measured service times reach the workers through one shared array.
+queue per pool PE) and hands them to idle workers over one pipe each, in doses of about
+DISPATCH_TARGET_S of work (by measured service time; one chunk while a PE is unmeasured)
+for pinned instances as for the pool, so consecutive stages overlap. A pinned worker
+whose own queue is empty gets pool work, if the run has a pool. The workers send their
+outputs and reports back on the same pipe. A worker waiting for work blocks in a pipe
+read: no polling, no CPU. Measured service times reach the workers through one shared
+array.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from ..engines.protocol import DONE, EXITED, FINALIZE, MAX_CHUNK, READY, WORK, Chunk, Report, dumps, loads
+from ..engines.protocol import DONE, EXITED, FINALIZE, OUTPUT, READY, STOP, WORK, Chunk, Delivery, Report, dumps, loads
 from ..engines.worker import start_worker_process
 from ..job import Job
 from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, replay_limit
-
-PINNED_DISPATCH_TASKS = MAX_CHUNK  # what a worker holds comes back as outputs: bounds memory
 
 
 class PipeChannel(Channel):
@@ -40,11 +43,14 @@ class PipeChannel(Channel):
         except (BrokenPipeError, ConnectionResetError, EOFError):
             raise ChannelClosed from None
 
-    def receive(self) -> tuple:
-        try:
+    def receive(self, work: bool = True) -> tuple:
+        try:  # (work is only ever sent to an idle worker)
             return loads(self.conn.recv_bytes())
         except (EOFError, OSError):
             raise ChannelClosed from None
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        self.send((OUTPUT, deliveries))
 
     def complete(self, report: Report) -> None:
         self.send((DONE, report))
@@ -66,6 +72,8 @@ class Slot:
     parked: bool = False
     idle_since: float = 0.0
     gone: bool = False
+    stopping: bool = False
+    deferred: tuple | None = None  # a FINALIZE for when its current work is done
 
 
 class ShmBroker(Broker):
@@ -80,7 +88,8 @@ class ShmBroker(Broker):
         self.pool_queues: dict[str, deque[Chunk]] = {n: deque() for n in self.pool_priority}
         self.pinned_queues: dict[tuple[str, int], deque[Chunk]] = {h: deque() for h in plan.pinned}
         self.slots: dict[int, Slot] = {}
-        self.replays: Counter = Counter()  # id(chunk) -> workers it was leased to that died
+        self.replays: Counter = Counter()  # chunk id -> workers it was leased to that died
+        self.helping = plan.pool > 0 and job.options.help_pool  # pinned workers run pool work when idle
         self.ids = 0
 
     def open(self) -> None:
@@ -106,7 +115,15 @@ class ShmBroker(Broker):
     def send(self, wid: int, msg: tuple) -> None:
         s = self.slots[wid]
         if msg[0] == FINALIZE:
+            if s.lease is not None:  # a pinned worker running pool work: after that
+                s.deferred = msg
+                return
             s.lease = []
+        elif msg[0] == STOP:
+            s.stopping = True  # given no more work
+        self._write(s, msg)
+
+    def _write(self, s: Slot, msg: tuple) -> None:
         try:
             s.conn.send_bytes(dumps(msg))
         except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -166,59 +183,58 @@ class ShmBroker(Broker):
 
     submit = enqueue
 
-    def accept(self, wid: int, report: Report) -> None:
-        for c in report.outputs:
+    def deliver(self, wid: int, chunks: list[Chunk]) -> None:
+        for c in chunks:
             self.enqueue(c)
+
+    def accept(self, wid: int, report: Report) -> None:
         s = self.slots[wid]
         for c in s.lease or ():
-            self.replays.pop(id(c), None)  # done: its id may be reused by a new chunk
+            self.replays.pop(c.id, None)
         s.lease = None
         s.ready = True
         s.idle_since = time.perf_counter()
+        if s.deferred is not None:
+            msg, s.deferred = s.deferred, None
+            self.send(wid, msg)
 
     def publish_service(self, pe: str, seconds: float) -> None:
         self.service[self.pe_index[pe]] = seconds
 
     def pool_work(self) -> list[Chunk]:
-        """Chunks for one pool worker: downstream PEs first, about DISPATCH_TARGET_S of
-        work, so no worker holds much more than that while others idle; while a PE's
-        speed is unknown, one chunk (of one task) at a time. A chunk replayed after its
-        worker died goes alone, so that if it kills again, the error names its PE."""
+        """Chunks for one pool worker (or an idle pinned one): downstream PEs first."""
+        return self._dose([self.pool_queues[pe] for pe in self.pool_priority])
+
+    def _dose(self, queues: list[deque[Chunk]]) -> list[Chunk]:
+        """About DISPATCH_TARGET_S of work from these queues, in order, so no worker holds
+        much more than that while others idle (and a pinned instance passes its outputs
+        on as it goes); while a PE's speed is unknown, one chunk (of one task) at a
+        time. A chunk replayed after its worker died goes alone, so that if it kills
+        again, the error names its PE."""
         chunks: list[Chunk] = []
         est = 0.0
-        for pe in self.pool_priority:
-            q = self.pool_queues[pe]
-            svc = self.service[self.pe_index[pe]]
+        for q in queues:
             while q:
-                if chunks and (est >= DISPATCH_TARGET_S or self.replays[id(q[0])]):
+                if chunks and (est >= DISPATCH_TARGET_S or self.replays[q[0].id]):
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
-                if self.replays[id(c)]:
+                if self.replays[c.id]:
                     return chunks
+                svc = self.service[self.pe_index[c.pe]]
                 est += c.count * svc if svc > 0 else DISPATCH_TARGET_S
-        return chunks
-
-    def pinned_work(self, host: tuple[str, int]) -> list[Chunk]:
-        q = self.pinned_queues[host]
-        chunks, tasks = [], 0
-        while q and tasks < PINNED_DISPATCH_TASKS:
-            c = self._dequeue(q)
-            chunks.append(c)
-            tasks += c.count
         return chunks
 
     def dispatch(self) -> None:
         for s in self.slots.values():
-            if not s.ready or s.lease is not None or s.parked or s.gone:
+            if not s.ready or s.lease is not None or s.parked or s.gone or s.stopping:
                 continue
-            chunks = self.pool_work() if s.pool else self.pinned_work(s.hosts[0])
+            chunks = self.pool_work() if s.pool else self._dose([self.pinned_queues[s.hosts[0]]])
+            if not chunks and not s.pool and self.helping:
+                chunks = self.pool_work()
             if chunks:
                 s.lease = chunks
-                try:
-                    s.conn.send_bytes(dumps((WORK, chunks)))
-                except (BrokenPipeError, ConnectionResetError, EOFError):
-                    pass  # its death is reported through its sentinel
+                self._write(s, (WORK, chunks))
 
     # -- auto-scaling and faults ---------------------------------------------
     def park(self, wid: int) -> None:
@@ -236,11 +252,11 @@ class ShmBroker(Broker):
             out[wid] = None if s.lease is not None else (now - s.idle_since if s.ready else 0.0)
         return out
 
-    def recover(self, wid: int, why: str) -> None:
+    def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
         lost = self.slots[wid].lease or []
         for c in lost:
-            self.replays[id(c)] += 1
-            if self.replays[id(c)] >= MAX_REPLAYS:
+            self.replays[c.id] += 1
+            if self.replays[c.id] >= MAX_REPLAYS:
                 raise replay_limit(c, why)
-        for c in reversed(lost):  # replayed whole: the dead worker sent none of its outputs
-            self.enqueue(c, front=True)
+        for c in reversed(lost):  # what the dead worker delivered of each is not sent again
+            self.enqueue(c._replace(resume=delivered(c.id)), front=True)

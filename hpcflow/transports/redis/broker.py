@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -129,7 +130,9 @@ class RedisBroker(Broker):
 
     def start_worker(self, wid: int, hosts: list[tuple[str, int]], name: str) -> None:
         pinned = not is_pool(self.job.plan, hosts)
-        work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] if pinned else self.pool_work
+        work = self.pool_work
+        if pinned:  # its own stream first; the pool's when it may help (protocol: own work first)
+            work = [(self.keys.pinned(*hosts[0]), hosts[0][0])] + (self.pool_work if self.job.options.help_pool else [])
         token = grant(self.r, self.keys, wid)
         run_id, key = self.keys.run_id, self.signer.key
         channel = RedisChannel(self.url, run_id, key, wid, token, work, pinned, self.job.plan.order)
@@ -246,10 +249,14 @@ class RedisBroker(Broker):
         self.r.xadd(stream, self.signer.pack(stream, (*chunk, 0)))
         self.count_queued(chunk.pe, chunk.count)
 
-    def accept(self, wid: int, report: Report) -> None:
-        for c in report.outputs:
+    def deliver(self, wid: int, chunks: list[Chunk]) -> None:
+        for c in chunks:  # the worker queued them itself
             self.count_queued(c.pe, c.count)
+
+    def accept(self, wid: int, report: Report) -> None:
         for pe, n, _ in report.stats:
+            self.count_queued(pe, -n)
+        for pe, n in report.dropped:
             self.count_queued(pe, -n)
 
     def publish_service(self, pe: str, seconds: float) -> None:
@@ -279,9 +286,10 @@ class RedisBroker(Broker):
             out[wid] = None if pending.get(name) else idle.get(name, 0) / 1000
         return out
 
-    def recover(self, wid: int, why: str) -> None:
-        """Put a dead pool worker's pending entries back at the end of their streams,
-        acknowledging the old ones in the same MULTI/EXEC."""
+    def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
+        """Put a dead pool worker's pending entries back at the end of their streams, each
+        resuming after the writes of it already delivered, acknowledging the old ones in
+        the same MULTI/EXEC."""
         name = consumer(wid)
         for stream, _ in self.pool_work:
             pending = self.r.xpending_range(stream, GROUP, "-", "+", 100_000, consumername=name)
@@ -293,9 +301,11 @@ class RedisBroker(Broker):
                 ok, entry = self.signer.unpack(stream, fields)
                 if not ok:
                     continue
-                *chunk, replays = entry
+                *fields, replays = entry
+                chunk = Chunk(*fields)
                 if replays + 1 >= MAX_REPLAYS:
-                    raise replay_limit(Chunk(*chunk), why)
+                    raise replay_limit(chunk, why)
+                chunk = chunk._replace(resume=delivered(chunk.id))
                 p.xadd(stream, self.signer.pack(stream, (*chunk, replays + 1)))
             p.xack(stream, GROUP, *ids)
             p.xdel(stream, *ids)

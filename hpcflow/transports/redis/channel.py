@@ -10,10 +10,14 @@ one blocking XREAD (which takes nothing) for a new entry on any of them, then ta
 again: an idle worker uses no CPU, and a worker written off meanwhile takes nothing.
 A parked worker looks at its control stream only, so it takes no work until woken.
 
-A batch ends in one script (`fenced.PUT`): lease check, XADD of every output chunk,
-XACK (and XDEL) of the entries it ran, XADD of the report to the events stream. A worker
-that dies or is written off before it has published nothing of the batch; its entries
-stay pending for the coordinator to replay.
+Outputs leave while a batch runs, each OUTPUT in one script (`fenced.PUT`): lease
+check, XADD of its chunks and of the OUTPUT event (so the event is read before any
+report of a worker that ran them). A batch ends in one script: lease check, XADD of the
+last output chunks, XACK (and XDEL) of the entries it ran, XADD of the report to the
+events stream. A worker that dies or is written off before that leaves its entries
+pending for the coordinator to replay, with the outputs it delivered marked
+(engines/delivery.py). While it waits for a CREDIT a worker takes from its control
+stream only.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ...engines.protocol import DONE, JOINED, PARK, REJECTED, WAKE, WORK, Chunk, Report, chunk_limit
+from ...engines.protocol import DONE, JOINED, OUTPUT, PARK, REJECTED, WAKE, WORK, Chunk, Delivery, Report, chunk_limit
 from ..base import DISPATCH_TARGET_S, Channel, ChannelClosed
 from .fenced import FENCED, NO_RUN, PUT, TAKE, Batch
 from .keys import GROUP, RunKeys, consumer
@@ -37,7 +41,6 @@ from .signing import Signer
 BLOCK_MS = 2000  # an idle worker's blocking wait; it then looks again (and notices a deleted run)
 SOCKET_TIMEOUT_S = 30  # far above BLOCK_MS: a silent server is noticed, a blocking read is not cut
 SERVICE_REFRESH_S = 0.1  # how stale the measured service times a worker sizes chunks with may be
-PINNED_TAKE = 4  # entries a pinned instance takes at once (chunks of up to MAX_CHUNK tasks)
 
 
 def client(url: str, name: str | None = None, timeout_s: float = SOCKET_TIMEOUT_S) -> redis.Redis:
@@ -96,13 +99,25 @@ class RedisChannel(Channel):
         self._event(batch, msg)
         self._write(batch)
 
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        batch = self._batch()
+        self._event(batch, (OUTPUT, self._publish(batch, deliveries)))
+        self._write(batch)
+        if time.monotonic() - self.refreshed > SERVICE_REFRESH_S:  # a long call sizes its chunks too
+            self._set_service(self._redis(lambda: self.r.hgetall(self.keys.service)))
+
+    def _publish(self, batch: Batch, deliveries: list[Delivery]) -> list[Delivery]:
+        """XADD the output chunks; the deliveries without their blobs, for the event."""
+        for d in deliveries:
+            for c in d.outputs:
+                stream = self.keys.stream_of(c.pe, c.instance)
+                batch.xadd(stream, self.signer.pack(stream, (*c, 0)))
+        return [d._replace(outputs=[c._replace(blob=None) for c in d.outputs]) for d in deliveries]
+
     def complete(self, report: Report) -> None:
         batch = self._batch()
-        for c in report.outputs:
-            stream = self.keys.stream_of(c.pe, c.instance)
-            batch.xadd(stream, self.signer.pack(stream, (c.pe, c.instance, c.count, c.blob, 0)))
+        counted = report._replace(deliveries=self._publish(batch, report.deliveries))  # the blobs went above
         self._ack(batch)
-        counted = report._replace(outputs=[c._replace(blob=None) for c in report.outputs])  # the blobs went above
         self._event(batch, (DONE, counted))
         self._write(batch)
 
@@ -126,14 +141,15 @@ class RedisChannel(Channel):
         self.acks = {}
 
     # -- from the run ----------------------------------------------------------
-    def receive(self) -> tuple:
+    def receive(self, work: bool = True) -> tuple:
         while not self.inbox:
-            self._redis(self._fill)
+            self._redis(lambda: self._fill(work))
         return self.inbox.popleft()
 
-    def _fill(self) -> None:
-        streams = [self.ctl] if self.parked else [self.ctl, *self.streams]
-        counts = [] if self.parked else self._counts()
+    def _fill(self, work: bool) -> None:
+        control_only = self.parked or not work
+        streams = [self.ctl] if control_only else [self.ctl, *self.streams]
+        counts = [] if control_only else self._counts()
         p = self.r.pipeline(transaction=False)
         refresh = time.monotonic() - self.refreshed > SERVICE_REFRESH_S
         if refresh:
@@ -150,10 +166,9 @@ class RedisChannel(Channel):
             self.r.xread(dict(zip(streams, entries, strict=True)), count=1, block=BLOCK_MS)
 
     def _counts(self) -> list[int]:
-        """Entries to take from each work stream: about DISPATCH_TARGET_S of work for a
-        pool worker, so no worker holds much more than that while others idle."""
-        if self.pinned:
-            return [PINNED_TAKE]
+        """Entries to take from each work stream: about DISPATCH_TARGET_S of work, so no
+        worker holds much more than that while others idle (and a pinned instance passes
+        its outputs on as it goes)."""
         counts = []
         for _, pe in self.work:
             svc = self.service_s[self.pe_index[pe]]
@@ -177,7 +192,7 @@ class RedisChannel(Channel):
             if not ok:
                 continue
             if stream != self.ctl:
-                chunks.append(Chunk(*msg[:4]))
+                chunks.append(Chunk(*msg[:-1]))
             elif msg[0] == PARK:
                 self.parked = True
             elif msg[0] == WAKE:
