@@ -11,14 +11,16 @@ import click
 from ..api import execute as execute_run
 from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
-from ..errors import HpcflowError, UsageError
+from ..errors import HpcflowError, RunAborted, UsageError
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
-from ..rundir import attach_log, make_run_dir, new_run_dir, write_result
+from ..progress import Monitor, make_display, watching
+from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..transports import REDIS
 from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
 from .params import check_cpus, parse_inputs
+from .runend import finish_run, last_lines, origins, start_snapshot
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -48,11 +50,28 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
     envvar="HPCFLOW_OVERSUBSCRIBE",
     help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
 )
+@click.option(
+    "--no-pickle-check",
+    "no_pickle_check",
+    is_flag=True,
+    help="simple: do not check that items could be pickled (as every parallel mapping must).",
+)
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, given, inputs, run_dir, redis_url, redis_auto, on_error, start_method, oversubscribe, config_file, quiet
+    ctx,
+    given,
+    inputs,
+    run_dir,
+    redis_url,
+    redis_auto,
+    on_error,
+    start_method,
+    oversubscribe,
+    no_pickle_check,
+    config_file,
+    quiet,
 ):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
@@ -87,6 +106,8 @@ def run_cmd(
             options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
         if start_method:
             options["start_method"] = start_method
+        if no_pickle_check:
+            options["check_pickle"] = False
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
 
     try:
@@ -100,28 +121,31 @@ def run_cmd(
             raise
         n = job.plan.processes
         start = f"running {wf.name} on {mapping} with {n} process{'es' if n != 1 else ''}"
-        log.info("%s (params %s), run directory %s", start, params, path)
+        log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
-            click.echo(f"hpcflow: {start}", err=True)
+            click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
+        monitor = Monitor(path if ranks.writer else None, make_display(quiet))
+        monitor.update(start_snapshot(job), 0.0, force=True)
+        failure: BaseException | None = None
+        result = None
         try:
-            result = execute_run(job)
-        except HpcflowError as exc:  # the run started and stopped early: keep what it did
-            if ranks.writer:
-                partial = getattr(exc, "result", None)
-                if partial is not None:
-                    write_result(path, partial)
-                log.error("%s\n%s", exc, getattr(exc, "tb", ""))
-                click.echo(f"hpcflow: run directory {path}", err=True)
-            raise
+            with watching(monitor):
+                result = execute_run(job)
+        except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
+            failure, result = exc, getattr(exc, "result", None)
+        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
-        write_result(path, result)
-        m = result.metrics
-        done = f"done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
-        log.info("%s", done)
-        if not quiet:
-            click.echo(f"hpcflow: {done}", err=True)
+        if not quiet or failure is not None or code:
+            for line in last_lines(result, failure, path):
+                click.echo(f"hpcflow: {line}", err=True)
         click.echo(str(path.absolute()))
+        if failure is not None:
+            if isinstance(failure, KeyboardInterrupt):
+                raise RunAborted("interrupted by SIGINT: stopped at once", exit_code=code) from None
+            raise failure
+        if code:
+            ctx.exit(code)
     finally:
         _detach(log, handler)
 

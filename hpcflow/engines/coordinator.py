@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
@@ -432,6 +433,7 @@ class Coordinator:
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
         self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
+        progress.on_sample(self, now)  # the live display and status.json read what is recorded here
 
     def transport_lost(self, exc: BaseException) -> RunAborted:
         server = self.job.mapping.transport.capitalize()
