@@ -29,6 +29,8 @@ def end_state(exc: BaseException | None) -> tuple[str, int]:
     code = getattr(exc, "exit_code", 1)
     if isinstance(exc, RunAborted) and code > 128:
         return "interrupted", code
+    if isinstance(exc, RunAborted) and str(exc).startswith("stopped by signal"):  # a second signal: abort
+        return "interrupted", INTERRUPTED_EXIT
     if isinstance(exc, RunAborted) and "stall_timeout" in str(exc):
         return "stalled", code
     return "failed", code

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -166,8 +167,9 @@ class Monitor:
         self.last = snap
         if coord.signalled is not None and not self._told_signal:
             self._told_signal = True
+            name = signal.Signals(coord.signalled).name
             say(
-                "hpcflow: interrupted: sources stopped, in-flight work draining, then metrics are written; "
+                f"hpcflow: {name}: sources stopped, in-flight work draining, then metrics are written; "
                 "press Ctrl-C again to abort at once"
             )
         self.update(snap, now)

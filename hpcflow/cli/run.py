@@ -16,9 +16,10 @@ from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
 from ..rundir import attach_log, make_run_dir, new_run_dir
+from ..settings import resolve
 from ..transports import REDIS
 from ..workflows import load_workflow
-from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+from .flags import CONFIG_OPTION, run_options, workflow_options
 from .params import check_cpus, parse_inputs
 from .runend import finish_run, last_lines, origins, start_snapshot
 
@@ -73,15 +74,23 @@ def run_cmd(
     config_file,
     quiet,
 ):
-    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
+    """Run WORKFLOW (a built-in name, see `hpcflow workflows`; a module or a .py file) and write a run directory.
 
     Settings left out come from HPCFLOW_* variables, then --config FILE, then
-    configs/default.yaml (WORKFLOW too). With --mapping mpi, run it under `mpiexec -n N`
+    configs/default.yaml of the current directory (WORKFLOW too); the start line says
+    where each came from. The run directory is under ./runs/ unless --run-dir says.
+    Exit 0: done; 3: done with items skipped (--on-error skip); 1: failed or stalled;
+    130/143: interrupted (Ctrl-C drains; a second Ctrl-C aborts); 2: bad input.
+
+    With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
     with --cpus ranks."""
     if redis_url and redis_auto:
         raise UsageError("give --redis-url or --redis auto, not both")
-    settings = command_settings({**given, "redis_url": redis_url or redis_auto}, config_file, BUILT_IN)
+    settings = resolve({**given, "redis_url": redis_url or redis_auto}, config_file, built_in=BUILT_IN)
+    if settings.workflow is None:  # bare `hpcflow run`: how to use it, then why it did not start
+        click.echo(ctx.get_help())
+        settings.require_workflow()
     workflow, mapping, cpus, params = settings.workflow, settings.mapping, settings.cpus, settings.params
     feed = parse_inputs(inputs)
     spec = get_mapping(mapping)
@@ -139,10 +148,12 @@ def run_cmd(
         if not quiet or failure is not None or code:
             for line in last_lines(result, failure, path):
                 click.echo(f"hpcflow: {line}", err=True)
-        click.echo(str(path.absolute()))
-        if failure is not None:
+        if failure is None:  # stdout's last line names the run directory of a run that finished
+            click.echo(str(path.absolute()))
+        else:
             if isinstance(failure, KeyboardInterrupt):
                 raise RunAborted("interrupted by SIGINT: stopped at once", exit_code=code) from None
+            failure.exit_code = code  # exits.py: the status's code
             raise failure
         if code:
             ctx.exit(code)
