@@ -20,12 +20,26 @@ SKIPPED_EXIT = 3
 INTERRUPTED_EXIT = 128 + signal.SIGINT
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's walltime warning, a killed sweep) in an engine that runs
+    in the CLI's own process (simple): stop as Ctrl-C does, under the signal's own name."""
+
+    signal_name = "SIGTERM"
+    exit_code = 128 + signal.SIGTERM
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler for the span of a run (an engine with handlers of its own
+    installs them over it)."""
+    raise Terminated()
+
+
 def end_state(exc: BaseException | None) -> tuple[str, int]:
     """(status, exit code) of a run that ended with `exc` (None: it finished)."""
     if exc is None:
         return "ok", 0
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", INTERRUPTED_EXIT
+        return "interrupted", getattr(exc, "exit_code", INTERRUPTED_EXIT)
     code = getattr(exc, "exit_code", 1)
     if isinstance(exc, RunAborted) and code > 128:
         return "interrupted", code

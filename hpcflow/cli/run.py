@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sys
+import threading
 
 import click
 
@@ -12,6 +14,7 @@ from ..api import execute as execute_run
 from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
 from ..errors import HpcflowError, RunAborted, UsageError
+from ..exits import raise_terminated
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -137,11 +140,16 @@ def run_cmd(
         monitor.update(start_snapshot(job), 0.0, force=True)
         failure: BaseException | None = None
         result = None
+        in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
+        before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
         try:
             with watching(monitor):
                 result = execute_run(job)
         except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
             failure, result = exc, getattr(exc, "result", None)
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
         code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
@@ -152,13 +160,19 @@ def run_cmd(
             click.echo(str(path.absolute()))
         else:
             if isinstance(failure, KeyboardInterrupt):
-                raise RunAborted("interrupted by SIGINT: stopped at once", exit_code=code) from None
+                name = getattr(failure, "signal_name", "SIGINT")
+                raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
             failure.exit_code = code  # exits.py: the status's code
             raise failure
         if code:
             ctx.exit(code)
     finally:
         _detach(log, handler)
+
+
+def on_main_thread() -> bool:
+    """Signal handlers can be set there only (the CLI called from a thread, as tests may)."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def _detach(log: logging.Logger, handler: logging.Handler | None) -> None:

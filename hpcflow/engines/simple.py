@@ -86,8 +86,9 @@ def execute(job: Job) -> Outcome:
                 drain()
     except PEError as exc:
         failure = exc
-    except KeyboardInterrupt:  # in this very process: stop at once, keep what is done
-        failure = RunAborted("stopped by SIGINT: simple stops at once (it runs in this process)", exit_code=130)
+    except KeyboardInterrupt as exc:  # in this very process: stop at once, keep what is done
+        name, code = getattr(exc, "signal_name", "SIGINT"), getattr(exc, "exit_code", 130)
+        failure = RunAborted(f"stopped by {name}: simple stops at once (it runs in this process)", exit_code=code)
     runtime = time.perf_counter() - t0
     items: Counter[str] = Counter()
     errors: list[dict[str, Any]] = []
