@@ -7,7 +7,7 @@
   tasks over time, with the auto-scaler's target (from the metrics' `timeline` and
   `autoscale_timeline`), one panel per CPU count: the paper's Figure 13.
 
-matplotlib is an extra (`pip install 'hpcflow[plot]'`) imported only here, with the Agg
+matplotlib is an extra (`pip install -e '.[plot]' in hpcflow's source tree`) imported only here, with the Agg
 backend, so a compute node without a display draws the same files.
 """
 
@@ -33,7 +33,8 @@ def load_pyplot():
         import matplotlib
     except ImportError:
         raise UsageError(
-            "hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'"
+            "hpcflow report draws with matplotlib, which is not installed: "
+            "pip install -e '.[plot]' in hpcflow's source tree"
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

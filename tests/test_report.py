@@ -71,7 +71,8 @@ def test_without_matplotlib_report_names_the_extra(in_process, results, monkeypa
     code, _, err = in_process("report", str(results))
     assert code == 2
     assert err == (
-        "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'\n"
+        "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: "
+        "pip install -e '.[plot]' in hpcflow's source tree\n"
     )
 
 
