@@ -3,6 +3,7 @@
 - `scaling-<params>.png`: runtime and process time against processes, one line per
   mapping (mean over the successful repeats, bars of one standard deviation): the
   paper's Figures 8, 11 and 12.
+- `report.html`: the ratio tables, these plots and the failed runs in one offline page.
 - `timeline-<mapping>-<params>.png`, for auto-scaled runs: active workers and queued
   tasks over time, with the auto-scaler's target (from the metrics' `timeline` and
   `autoscale_timeline`), one panel per CPU count: the paper's Figure 13.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .htmlreport import write_sweep_report
 from .sweep.ratios import cell_means
 from .sweep.runsfile import RunsFile
 from .sweep.spec import params_key, params_slug
@@ -61,6 +63,7 @@ def write_report(results: Path) -> list[Path]:
         paths.append(_scaling_plot(plt, ok, mappings, params, shown, out))
     for (mapping, _), group in _timelines(ok).items():
         paths.append(_timeline_plot(plt, group, mapping, group[0]["params"], shown, out))
+    paths.append(write_sweep_report(results, rows, paths))
     return paths
 
 

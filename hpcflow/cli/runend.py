@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..batch.allocation import detect_allocation
 from ..exits import SKIPPED_EXIT, end_state
+from ..htmlreport import write_run_report
 from ..job import Job
 from ..metrics import Metrics
 from ..progress import Monitor, Snapshot, error_text
@@ -97,6 +98,8 @@ def finish_run(
     for p in final.pes:
         p.done, p.queued = m.items.get(p.name, p.done), 0
     monitor.finish(final)
+    if path is not None:
+        write_run_report(path)
     return code
 
 
