@@ -256,19 +256,27 @@ class TerminalDisplay(Display):
         super().__init__(stream)
         self.bars: dict[str, Any] = {}
         self.head: Any = None
+        self.last: Snapshot | None = None
 
     def show(self, snap: Snapshot, now: float, force: bool = False) -> None:
         from tqdm import tqdm
 
+        self.last = snap
         if now - self._shown < self.every_s and not force:
             return
         self._shown = now
         if self.head is None:
-            self.head = tqdm(total=None, bar_format="{desc}", file=self.stream, position=0, leave=True)
-            width = max(len(p.name) for p in snap.pes) if snap.pes else 10
-            for i, p in enumerate(snap.pes, start=1):
+            self.head = tqdm(total=None, bar_format="{desc}", file=self.stream, position=0, leave=False)
+        width = max((len(p.name) for p in snap.pes), default=10)
+        for p in snap.pes:  # the PEs are known from the first sample of the coordinator on
+            if p.name not in self.bars:
                 self.bars[p.name] = tqdm(
-                    total=p.total, desc=f"{p.name:<{width}}", unit="it", file=self.stream, position=i, leave=True
+                    total=p.total,
+                    desc=f"{p.name:<{width}}",
+                    unit="it",
+                    file=self.stream,
+                    position=len(self.bars) + 1,
+                    leave=False,
                 )
         head = f"{snap.state}: workers {snap.workers_active}/{snap.workers} active"
         if snap.target is not None:
@@ -283,9 +291,13 @@ class TerminalDisplay(Display):
                 bar.set_postfix_str(f"{p.queued} queued", refresh=True)
 
     def close(self) -> None:
-        for bar in [*self.bars.values(), self.head]:
+        """Clear the bars (tqdm redraws nested bars badly when they stay) and leave the
+        final figures as plain lines."""
+        for bar in [*reversed(self.bars.values()), self.head]:
             if bar is not None:
                 bar.close()
+        if self.last is not None:
+            say("hpcflow: " + "\n".join(describe(self.last)), self.stream)
 
 
 def make_display(quiet: bool, stream: IO[str] | None = None) -> Display | None:

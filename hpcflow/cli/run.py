@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 
 import click
 
@@ -137,7 +138,7 @@ def run_cmd(
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
-        monitor.update(start_snapshot(job), 0.0, force=True)
+        monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None
         result = None
         in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves

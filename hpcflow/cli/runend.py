@@ -95,8 +95,9 @@ def finish_run(
         last_error=m.extra.get("error"),
     )
     final.pes = [p for p in (monitor.last.pes if monitor.last else [])]
-    for p in final.pes:
+    for p in final.pes:  # the end: every count final, the rate the mean over the run
         p.done, p.queued = m.items.get(p.name, p.done), 0
+        p.rate = round(p.done / m.runtime_s, 3) if m.runtime_s > 0 else 0.0
     monitor.finish(final)
     if path is not None:
         write_run_report(path)
