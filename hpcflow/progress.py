@@ -63,11 +63,14 @@ class Snapshot:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds until the roots have taken all their inputs, at their current rate."""
+        """Seconds until the roots have taken all their inputs at their current rate, or
+        until the queued work drains, whichever is later (None: no input size known)."""
         roots = [p for p in self.pes if p.total is not None]
         if not roots or any(p.rate <= 0 and p.done < p.total for p in roots):
             return None
-        return round(max((p.total - p.done) / p.rate if p.done < p.total else 0.0 for p in roots), 1)
+        feeding = max(((p.total - p.done) / p.rate for p in roots if p.done < p.total), default=0.0)
+        draining = max((p.queued / p.rate for p in self.pes if p.queued and p.rate > 0), default=0.0)
+        return round(max(feeding, draining), 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "eta_s": self.eta_s}

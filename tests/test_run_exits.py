@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from hpcflow.progress import Monitor, Snapshot, read_status, write_status
+from hpcflow.progress import Monitor, PEProgress, Snapshot, read_status, write_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -167,3 +167,12 @@ def test_monitor_finish_keeps_the_per_pe_picture(tmp_path):
     monitor = Monitor(tmp_path)
     monitor.finish(Snapshot(state="failed", workflow="w", mapping="m", last_error="PE X failed on item 1: E"))
     assert read_status(tmp_path).last_error == "PE X failed on item 1: E"
+
+
+def test_the_eta_covers_feeding_the_roots_and_draining_the_queues():
+    feeding = Snapshot(state="running", pes=[PEProgress("A", 30, 0, 3.0, 60), PEProgress("B", 20, 8, 4.0)])
+    assert feeding.eta_s == 10.0  # 30 inputs left at 3 a second
+    draining = Snapshot(state="running", pes=[PEProgress("A", 60, 0, 0.0, 60), PEProgress("B", 52, 8, 4.0)])
+    assert draining.eta_s == 2.0  # the roots are done: 8 queued at 4 a second
+    unknown = Snapshot(state="running", pes=[PEProgress("A", 5, 0, 1.0), PEProgress("B", 5, 0, 1.0)])
+    assert unknown.eta_s is None  # no input size: no ETA
