@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,11 +12,25 @@ import psutil
 import pytest
 from conftest import ROOT
 
+from hpcflow.errors import UsageError
 from hpcflow.progress import read_status
 from hpcflow.sweep.lock import output_lock
 
 pytestmark = pytest.mark.timeout(120)
 
+DRAINING_RUN = """
+import os, signal, sys, time
+from pathlib import Path
+here = Path(sys.argv[1])
+def drain(signum, frame):  # a run that takes its time to drain after SIGTERM, until released
+    (here / "draining").touch()
+    while not (here / "release").exists():
+        time.sleep(0.05)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, drain)
+(here / "started").write_text(str(os.getpid()))
+signal.pause()
+"""
 SLOW = "name: slow\nworkflow: pipeline\nparams: {items: 5000, latency: 0.01}\nmappings: [simple]\ncpus: [1]\n"
 
 
@@ -73,33 +86,35 @@ def test_a_killed_sweep_leaves_no_run_behind(tmp_path):
 
 def test_the_run_of_a_killed_sweep_holds_the_lock_until_it_ends(tmp_path):
     """The lock is shared with the cell's run: a resumed sweep cannot start the cell again
-    while the old run still drains."""
+    while the old run, told by SIGTERM that its sweep died, still drains."""
     out = tmp_path / "out"
+    (tmp_path / "run.py").write_text(DRAINING_RUN)
     code = (
-        "import os, signal, sys, time\n"
+        "import sys\n"
+        "from pathlib import Path\n"
         "from hpcflow.sweep.lock import output_lock\n"
         "from hpcflow.sweep.cellrun import run_here\n"
-        f"with output_lock(__import__('pathlib').Path({str(out)!r})) as fd:\n"
-        "    run_here([sys.executable, '-c', 'import signal, time; signal.pause()'], None, fd)\n"
+        f"with output_lock(Path({str(out)!r})) as fd:\n"
+        f"    run_here([sys.executable, {str(tmp_path / 'run.py')!r}, {str(tmp_path)!r}], None, fd)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    sweep = subprocess.Popen([sys.executable, "-c", code], env=env)
-    deadline = time.monotonic() + 30
-    children: list[psutil.Process] = []
-    while not children and time.monotonic() < deadline:
-        children = psutil.Process(sweep.pid).children()
-        time.sleep(0.05)
-    (child,) = children
-    child.suspend()  # stands for a run that takes its time to drain after the SIGTERM
-    sweep.send_signal(signal.SIGKILL)
+    sweep = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    wait_for_file(tmp_path / "started")
+    run = psutil.Process(int((tmp_path / "started").read_text()))
+    sweep.kill()
     sweep.wait(timeout=30)
-    from hpcflow.errors import UsageError
-
+    wait_for_file(tmp_path / "draining")  # the run got its SIGTERM when the sweep died
     with pytest.raises(UsageError, match="another sweep"):
         with output_lock(out):
             pass
-    child.resume()  # the pending SIGTERM ends it now
-    psutil.wait_procs([child], timeout=30)
-    assert not child.is_running()
-    with output_lock(out):
+    (tmp_path / "release").touch()
+    psutil.wait_procs([run], timeout=30)
+    assert not run.is_running()
+    with output_lock(out):  # free once the run has ended
         pass
+
+
+def wait_for_file(path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

@@ -11,7 +11,6 @@ beside it in the same directory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import signal
@@ -46,7 +45,10 @@ def output_lock(output: Path) -> Iterator[int]:
         os.close(fd)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's prctl among them
+
+
 def die_with_parent() -> None:
-    """For a child's preexec_fn: SIGTERM when the process that started it dies (Linux)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    """For a child's preexec_fn (between fork and exec, so one plain call): SIGTERM when
+    the process that started it dies (Linux)."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
