@@ -29,6 +29,7 @@ class Options:
     start_method: str | None = None  # fork by default on Linux
     on_error: str = "fail"  # fail | skip | retry:N[,skip]
     collect: bool = True  # gather unconnected outputs into the result
+    check_pickle: bool = True  # simple: refuse items the parallel mappings could not pickle
     metrics_out: str | None = None  # path of a metrics JSON file to write
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance

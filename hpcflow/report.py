@@ -1,13 +1,15 @@
 """`hpcflow report RESULTS`: a sweep's plots, drawn from RESULTS/runs.jsonl into RESULTS/plots/.
 
-- `scaling-<params>.png`: runtime and process time against processes, one line per
-  mapping (mean over the successful repeats, bars of one standard deviation): the
-  paper's Figures 8, 11 and 12.
+- `scaling-<params>.png`: runtime, process time and speed-up over `simple` against
+  processes, one line per mapping (mean over the successful repeats, bars of one
+  standard deviation; `simple`, one process, a dashed level; failed cells a red x;
+  oversubscribed CPU counts starred): the paper's Figures 8, 11 and 12.
+- `report.html`: the ratio tables, these plots and the failed runs in one offline page.
 - `timeline-<mapping>-<params>.png`, for auto-scaled runs: active workers and queued
   tasks over time, with the auto-scaler's target (from the metrics' `timeline` and
   `autoscale_timeline`), one panel per CPU count: the paper's Figure 13.
 
-matplotlib is an extra (`pip install 'hpcflow[plot]'`) imported only here, with the Agg
+matplotlib is an extra (`pip install -e '.[plot]' in hpcflow's source tree`) imported only here, with the Agg
 backend, so a compute node without a display draws the same files.
 """
 
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .htmlreport import write_sweep_report
 from .sweep.ratios import cell_means
 from .sweep.runsfile import RunsFile
 from .sweep.spec import params_key, params_slug
 
 PLOTS_DIR = "plots"
 DPI = 100  # small files: a sweep's plots are committed next to its tables
+FEW_SAMPLES = 12  # a timeline this short (the coordinator samples every 0.1 s) is drawn with its points
 
 
 def load_pyplot():
@@ -33,7 +37,8 @@ def load_pyplot():
         import matplotlib
     except ImportError:
         raise UsageError(
-            "hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'"
+            "hpcflow report draws with matplotlib, which is not installed: "
+            "pip install -e '.[plot]' in hpcflow's source tree"
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -57,9 +62,10 @@ def write_report(results: Path) -> list[Path]:
     mappings = list(dict.fromkeys(row["mapping"] for row in rows))  # the sweep's order, failed runs included
     paths = []
     for params in _param_sets(ok):
-        paths.append(_scaling_plot(plt, ok, mappings, params, shown, out))
+        paths.append(_scaling_plot(plt, rows, mappings, params, shown, out))
     for (mapping, _), group in _timelines(ok).items():
         paths.append(_timeline_plot(plt, group, mapping, group[0]["params"], shown, out))
+    paths.append(write_sweep_report(results, rows, paths))
     return paths
 
 
@@ -91,31 +97,65 @@ def _name(prefix: str, params: dict[str, Any], shown: list[str]) -> str:
 
 
 def _scaling_plot(plt, rows, mappings: list[str], params: dict[str, Any], shown: list[str], out: Path) -> Path:
+    """Runtime, process time and speed-up against processes, one line per mapping.
+
+    `simple` runs one process whatever the cell's cpus: it is drawn as a dashed level,
+    the reference of the speed-up panel, not as a line over processes. A cell whose runs
+    all failed is a red x on the axis; a CPU count above the allocation's is starred."""
     key = params_key(params)
-    means = {k: m for k, m in cell_means(rows).items() if k[0] == key}
-    cpus = sorted({k[1] for k in means})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=DPI)
-    for ax, field, title in ((axes[0], "runtime", "Runtime"), (axes[1], "process_time", "Process time")):
-        for mapping in mappings:
+    mine = [r for r in rows if params_key(r["params"]) == key]
+    means = {k: m for k, m in cell_means(mine).items()}
+    cpus = sorted({int(r["cpus"]) for r in mine})
+    failed = {(int(r["cpus"]), r["mapping"]) for r in mine if (key, int(r["cpus"]), r["mapping"]) not in means}
+    oversubscribed = {int(r["cpus"]) for r in mine if int(r["cpus"]) > (r.get("allocation") or {}).get("cpus", 1e9)}
+    reference = [m.runtime_s for (_, _, mapping), m in means.items() if mapping == "simple"]
+    simple_s = sum(reference) / len(reference) if reference else None
+    panels = ("runtime", "Runtime (s)"), ("process_time", "Process time (s)"), ("speedup", "Speed-up over simple")
+    fig, axes = plt.subplots(1, 3 if simple_s else 2, figsize=(13 if simple_s else 10, 4.4), dpi=DPI)
+    for ax, (field, title) in zip(axes, panels, strict=False):
+        for i, mapping in enumerate(mappings):
+            color = f"C{i}"
             points = [(n, means[key, n, mapping]) for n in cpus if (key, n, mapping) in means]
-            if not points:
+            if mapping == "simple":
+                if points and field != "speedup":
+                    level = sum(getattr(m, f"{field}_s") for _, m in points) / len(points)
+                    ax.axhline(level, color=color, linestyle="--", label="simple (1 process)")
                 continue
-            xs = [n for n, _ in points]
-            ys = [getattr(m, f"{field}_s") for _, m in points]
-            errs = [getattr(m, f"{field}_sd") for _, m in points]
-            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=mapping)
+            if points:
+                xs = [n for n, _ in points]
+                if field == "speedup":
+                    ax.plot(xs, [simple_s / m.runtime_s for _, m in points], marker="o", color=color, label=mapping)
+                else:
+                    ys = [getattr(m, f"{field}_s") for _, m in points]
+                    errs = [getattr(m, f"{field}_sd") for _, m in points]
+                    ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=mapping)
+            lost = [n for n in cpus if (n, mapping) in failed]
+            if lost:
+                ax.plot(lost, [0] * len(lost), "x", color="red", markersize=9, clip_on=False, label="_failed")
+        if field == "speedup":
+            ax.plot(cpus, cpus, color="grey", linestyle=":", label="ideal (= processes)")
         ax.set_title(title)
-        ax.set_xlabel("processes")
-        ax.set_ylabel("seconds")
+        ax.set_xlabel("processes (cpus)")
         if len(cpus) > 1 and cpus[-1] / cpus[0] >= 4:
             ax.set_xscale("log", base=2)
         ax.set_xticks(cpus)
-        ax.set_xticklabels([str(n) for n in cpus])
+        ax.set_xticklabels([f"{n}*" if n in oversubscribed else str(n) for n in cpus])
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if simple_s:
+        more = axes[2].get_legend_handles_labels()
+        handles, labels = handles + more[0][-1:], labels + more[1][-1:]
+    if failed:
+        handles.append(plt.Line2D([], [], color="red", marker="x", linestyle="none"))
+        labels.append("all runs of the cell failed")
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False)
+    notes = ["bars: \u00b11 standard deviation over the successful repeats"]
+    if oversubscribed:
+        notes.append("* more processes than the allocation's CPUs (oversubscribed)")
+    fig.text(0.01, 0.01, "; ".join(notes), fontsize="small", color="dimgrey")
     fig.suptitle(_title(rows, params))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     path = out / _name("scaling", params, shown)
     fig.savefig(path)
     plt.close(fig)
@@ -143,25 +183,26 @@ def _timeline_plot(plt, group, mapping: str, params: dict[str, Any], shown: list
     fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), dpi=DPI, squeeze=False)
     for ax, row in zip(axes.flat, group, strict=False):  # more panels than runs: the rest is hidden
         t, active, queued = ([s[i] for s in row["timeline"]] for i in range(3))
-        ax.step(t, active, where="post", label="active workers")
+        few = len(t) < FEW_SAMPLES  # a run of a second or less: show where the samples are
+        ax.step(t, active, where="post", label="active workers", marker="." if few else None)
         targets = row["autoscale_timeline"]
         ax.step([s[0] for s in targets], [s[1] for s in targets], where="post", linestyle="--", label="pool target")
         ax.set_xlabel("seconds")
         ax.set_ylabel("workers")
         ax.set_ylim(bottom=0)
-        ax.set_title(f"{row['cpus']} cpus (repeat {row['repeat']})")
+        ax.set_title(f"{row['cpus']} cpus (repeat {row['repeat']})" + (f", {len(t)} samples only" if few else ""))
         ax.grid(alpha=0.3)
         queue_ax = ax.twinx()
         queue_ax.plot(t, queued, color="grey", alpha=0.6, linewidth=1, label="queued tasks")
         queue_ax.set_ylabel("queued tasks")
         queue_ax.set_ylim(bottom=0)
-        if ax is axes.flat[0]:
+        if ax is axes.flat[0]:  # one legend for all panels, below them, over no data
             handles = ax.get_legend_handles_labels()[0] + queue_ax.get_legend_handles_labels()[0]
-            ax.legend(handles=handles, loc="upper right", fontsize="small")
+            fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
     for ax in list(axes.flat)[len(group) :]:
         ax.set_visible(False)
     fig.suptitle(f"{mapping}: {_title(group, params)}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = out / _name(f"timeline-{mapping}", params, shown)
     fig.savefig(path)
     plt.close(fig)

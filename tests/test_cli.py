@@ -101,8 +101,9 @@ def test_run_writes_a_run_directory_and_prints_it_last(cli, tmp_path):
     log = (run_dir / "run.log").read_text()
     assert "running pipeline on simple with 1 process" in log and "done in" in log
     progress = out.stderr.splitlines()
-    assert progress[0] == "hpcflow: running pipeline on simple with 1 process"
-    assert progress[-1].startswith("hpcflow: done in")
+    start = "hpcflow: running pipeline on simple with 1 process (workflow from command line, "
+    assert progress[0].startswith(start + "mapping from the built-in default, cpus from the allocation")
+    assert progress[-2].startswith("hpcflow: done in") and progress[-1] == f"hpcflow: run directory runs/{name}"
 
 
 def test_quiet_silences_progress(in_process, tmp_path):
@@ -139,6 +140,14 @@ def test_a_module_path_names_the_run_directory_after_the_module(in_process, tmp_
     assert name.endswith("-hpcflow.workflows.pipeline-simple")
 
 
+def test_bare_run_without_a_configured_workflow_shows_the_usage(in_process, tmp_path):
+    code, out, err = in_process("run")
+    assert code == 2
+    assert out.startswith("Usage: hpcflow run [OPTIONS] [WORKFLOW]") and "--mapping" in out
+    assert err == "hpcflow: error: no WORKFLOW given and no workflow: in configs/default.yaml (there is none here)\n"
+    assert run_dirs(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -157,7 +166,6 @@ def test_a_module_path_names_the_run_directory_after_the_module(in_process, tmp_
         (["run", "cycle.py"], "the workflow graph has a cycle: IterativePE -> IterativePE1 -> IterativePE"),
         (["run", "broken.py"], "workflow file broken.py failed to import: ModuleNotFoundError"),
         (["run", "syntax.py"], "workflow file syntax.py failed to import: SyntaxError"),
-        (["run"], "no WORKFLOW given and no workflow: in configs/default.yaml (there is none here)"),
         (["run", "pipeline", "--colour"], "No such option"),
         (["launch"], "No such command 'launch'"),
     ],
@@ -208,11 +216,16 @@ def test_a_failing_pe_is_exit_1_naming_the_pe_with_metrics_written(cli, tmp_path
 
 def test_on_error_skip_writes_the_skipped_items(in_process, tmp_path):
     path = write(tmp_path, "failing.py", FAILING)
-    code, _, err = in_process("run", path, "--inputs", "5", "--run-dir", "out", "--on-error", "skip", "-q")
-    assert code == 0, err
+    code, out, err = in_process("run", path, "--inputs", "5", "--run-dir", "out", "--on-error", "skip", "-q")
+    assert code == 3, err  # exits.SKIPPED_EXIT: finished, but not with every item
+    assert out.strip().endswith("out")  # the run finished: stdout names its directory
+    first = "PE Invert[0] failed on item {'input': 3}: ZeroDivisionError: division by zero"
+    assert f"hpcflow: 1 item(s) skipped (on_error skip), all in out/errors.jsonl; first: {first}" in err
     (error,) = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     assert (error["pe"], error["item"]) == ("Invert", "{'input': 3}")
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["errors"] == 1
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (metrics["status"], metrics["errors"], metrics["skipped"]) == ("ok", 1, 1)
+    assert metrics["error"] == f"1 item(s) skipped (on_error skip); first: {first}"
 
 
 def test_debug_shows_the_pes_traceback(cli, tmp_path):
@@ -239,7 +252,8 @@ def test_stall_timeout_stops_a_run_in_which_no_task_finishes(in_process, tmp_pat
     assert code == 1 and out == ""
     assert err.splitlines()[-1].startswith("hpcflow: error: no task finished for 0.5 s (stall_timeout): PE Stuck holds")
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["status"] == "failed" and metrics["config"]["stall_timeout"] == 0.5
+    assert metrics["status"] == "stalled" and metrics["config"]["stall_timeout"] == 0.5
+    assert metrics["error"].startswith("no task finished for 0.5 s (stall_timeout): PE Stuck holds")
     assert metrics["config"]["sources"]["stall_timeout"] == "command line"
 
 

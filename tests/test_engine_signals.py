@@ -58,7 +58,8 @@ def test_signal_drains_writes_results_and_exits_nonzero(tmp_path, mapping, sig):
     assert proc.returncode == 128 + sig, err
     assert f"stopped by {signal.Signals(sig).name}" in err
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["status"] == "failed"
+    assert metrics["status"] == "interrupted" and metrics["error"].startswith(f"stopped by {signal.Signals(sig).name}")
+    assert "press Ctrl-C again to abort at once" in err  # said as soon as the signal came
     fed = metrics["items"]["Source"]
     assert 0 < fed < 100_000
     outputs = [json.loads(line) for line in (run_dir / "outputs.jsonl").read_text().splitlines()]

@@ -48,7 +48,7 @@ def results(tmp_path):
 
 
 def test_report_draws_scaling_and_timeline_plots(results):
-    paths = write_report(results)
+    *paths, page = write_report(results)
     names = sorted(p.name for p in paths)
     assert names == [
         "scaling-scale=1.png",  # named after the parameters that vary
@@ -58,12 +58,14 @@ def test_report_draws_scaling_and_timeline_plots(results):
     ]
     for path in paths:
         assert path.parent == results / "plots" and path.read_bytes()[:8] == PNG
+    assert page == results / "report.html" and page.read_text().count("data:image/png;base64,") == 4
 
 
 def test_report_from_the_command_line_prints_the_files(in_process, results):
     code, out, err = in_process("report", str(results))
     assert code == 0, err
-    assert len(out.splitlines()) == 4 and all(line.endswith(".png") for line in out.splitlines())
+    *pngs, page = out.splitlines()
+    assert len(pngs) == 4 and all(line.endswith(".png") for line in pngs) and page.endswith("report.html")
 
 
 def test_without_matplotlib_report_names_the_extra(in_process, results, monkeypatch):
@@ -71,7 +73,8 @@ def test_without_matplotlib_report_names_the_extra(in_process, results, monkeypa
     code, _, err = in_process("report", str(results))
     assert code == 2
     assert err == (
-        "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: pip install 'hpcflow[plot]'\n"
+        "hpcflow: error: hpcflow report draws with matplotlib, which is not installed: "
+        "pip install -e '.[plot]' in hpcflow's source tree\n"
     )
 
 

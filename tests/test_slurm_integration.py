@@ -73,6 +73,26 @@ def test_submit_pipeline_on_simple_completes_with_metrics_and_outputs(slurm, cli
     assert metrics["items"]["Source"] == 50
     assert len((run / "outputs.jsonl").read_text().splitlines()) == 50
     assert (run / "job.out").read_text().strip().splitlines()[-1] == str(run)
+    status = cli("status", run_dir).stdout.splitlines()  # the scheduler asked once: the job is over
+    assert status[0] == f"slurm job {job_id}: no longer listed (over)"
+    assert status[1].startswith("ok pipeline on simple: ")
+
+
+def test_status_of_a_running_job_shows_the_schedulers_state_and_the_runs(slurm, cli, tmp_path):
+    args = ("-p", "items=400", "-p", "stages=1", "-p", "latency=0.1")
+    job_id, run_dir = submitted(cli("submit", "pipeline", "--cpus", "1", "--mapping", "simple", *args))
+    try:
+        assert wait_for_state(job_id, {"RUNNING"}) == "RUNNING"
+        deadline = time.monotonic() + 60
+        while not (tmp_path / run_dir / "status.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = cli("status", run_dir)
+        assert status.returncode == 0, status.stderr
+        lines = status.stdout.splitlines()
+        assert lines[0] == f"slurm job {job_id}: RUNNING"
+        assert lines[1].startswith("running pipeline on simple: ")
+    finally:
+        subprocess.run(["scancel", job_id], timeout=60)
 
 
 def batch_step_pids(job_id: str, at_least: int = 1) -> list[str]:
@@ -116,7 +136,8 @@ def test_the_walltime_warning_signal_drains_the_run_and_keeps_its_results(slurm,
     assert "stopped by SIGTERM" in log, log
     assert job_field(job_id, "ExitCode") == f"{128 + 15}:0"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "failed" and 0 < metrics["items"]["Source"] < 100_000
+    assert metrics["status"] == "interrupted" and 0 < metrics["items"]["Source"] < 100_000
+    assert metrics["error"] == "stopped by SIGTERM: sources stopped, in-flight work drained"
 
 
 @pytest.mark.parametrize("script", ["galaxy_64.sh", "seismic_32.sh", "sentiment_16.sh"])

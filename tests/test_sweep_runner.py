@@ -115,7 +115,8 @@ def test_a_failing_run_is_recorded_with_its_error_and_the_sweep_goes_on(in_proce
     text = "name: f\nworkflow: failing.py\nmappings: [simple, dyn_multi]\ncpus: [2]\noversubscribe: true\n"
     name = write(tmp_path, text)
     code, _, err = in_process("sweep", name, "--output", "out")
-    assert code == 0, err
+    assert code == 1, err  # so that `sweep && report` stops
+    assert "2 of 2 runs failed" in err.splitlines()[-1]
     rows = rows_of(tmp_path / "out" / "runs.jsonl")
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert rows[0]["error"] == "PE Invert[0] failed on item {'input': 3}: ZeroDivisionError: division by zero"
@@ -127,12 +128,12 @@ def test_retry_failed_runs_the_failed_cells_again(in_process, tmp_path, monkeypa
     name = write(tmp_path, "name: r\nworkflow: pipeline\nparams: {items: 3}\nmappings: [dyn_multi]\ncpus: [2]\n")
     monkeypatch.setenv("SLURM_JOB_ID", "9")
     monkeypatch.setenv("SLURM_CPUS_ON_NODE", "1")
-    assert in_process("sweep", name, "-q")[0] == 0
+    assert in_process("sweep", name, "-q")[0] == 1
     runs = tmp_path / "results" / "r" / "runs.jsonl"
     (row,) = rows_of(runs)
     assert row["status"] == "failed"
     assert row["error"].startswith("--cpus 2 is more than the 1 CPUs of this allocation")
-    assert in_process("sweep", name, "-q")[0] == 0 and len(rows_of(runs)) == 1  # a failed cell is done too
+    assert in_process("sweep", name, "-q")[0] == 1 and len(rows_of(runs)) == 1  # a failed cell is done too
 
     monkeypatch.setenv("HPCFLOW_OVERSUBSCRIBE", "1")
     assert in_process("sweep", name, "-q", "--retry-failed")[0] == 0
@@ -143,7 +144,7 @@ def test_retry_failed_runs_the_failed_cells_again(in_process, tmp_path, monkeypa
 def test_a_run_past_the_timeout_is_stopped_and_failed(in_process, tmp_path):
     text = "name: t\nworkflow: pipeline\nparams: {items: 100, latency: 0.2}\nmappings: simple\ncpus: 1\ntimeout: 1\n"
     code, _, err = in_process("sweep", write(tmp_path, text), "-q")
-    assert code == 0, err
+    assert code == 1, err
     (row,) = rows_of(tmp_path / "results" / "t" / "runs.jsonl")
     assert row["status"] == "failed" and row["error"] == "timed out after 1 s (the sweep's timeout)"
 

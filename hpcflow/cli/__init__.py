@@ -2,6 +2,9 @@
 PE is exit 1 with metrics written; `--debug` shows tracebacks.
 
     run       hpcflow run: one run in this allocation
+    runend    how a run ends: metrics.json, status and exit code, the last lines
+    status    hpcflow status: how a run goes, from its status.json
+    workflows hpcflow workflows: the built-ins and their parameters
     submit    hpcflow submit: a run as a batch job
     sweep     hpcflow sweep and report: an experiment, and its plots
     worker    hpcflow worker: more workers for a *_redis run
@@ -12,6 +15,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 
@@ -23,9 +27,11 @@ from ..mpirun import launcher_rank
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
 from .run import run_cmd
+from .status import status_cmd
 from .submit import submit_cmd
 from .sweep import report_cmd, sweep_cmd
 from .worker import worker_cmd
+from .workflows import workflows_cmd
 
 __all__ = ["check_cpus", "cli", "main", "parse_params"]
 
@@ -39,7 +45,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for command in (run_cmd, submit_cmd, sweep_cmd, report_cmd, worker_cmd, mappings_cmd, info_cmd):
+COMMANDS = (run_cmd, submit_cmd, status_cmd, sweep_cmd, report_cmd, worker_cmd, workflows_cmd, mappings_cmd, info_cmd)
+for command in COMMANDS:
+    if command.short_help is None:  # the first sentence whole: click would cut it at 45 characters
+        command.short_help = " ".join(re.split(r"\.\s", command.help or "")[0].split()).rstrip(".") + "."
     cli.add_command(command)
 
 

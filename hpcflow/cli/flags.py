@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..mappings import MAPPINGS
 from ..settings import Settings, resolve
 from .params import parse_params
 
@@ -31,9 +32,11 @@ def workflow_options(mapping_help: str, cpus_help: str) -> Callable[[Command], C
     command receives them as one argument, `given`: the settings given on the command
     line as `command_settings` takes them (None where left out; `params` the -p pairs)."""
     options = [
-        click.argument("workflow", required=False),
+        click.argument("workflow", required=False, metavar="[WORKFLOW]"),
         click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Workflow parameter."),
-        click.option("-m", "--mapping", default=None, help=mapping_help),
+        click.option(
+            "-m", "--mapping", default=None, metavar="MAPPING", help=f"{mapping_help} One of: {', '.join(MAPPINGS)}."
+        ),
         click.option("-n", "--cpus", type=int, default=None, help=cpus_help),
         click.option(
             "--autoscale",

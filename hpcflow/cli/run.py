@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sys
+import threading
+import time
 
 import click
 
 from ..api import execute as execute_run
 from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
-from ..errors import HpcflowError, UsageError
+from ..errors import HpcflowError, RunAborted, UsageError
+from ..exits import raise_terminated
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
-from ..rundir import attach_log, make_run_dir, new_run_dir, write_result
+from ..progress import Monitor, make_display, watching
+from ..rundir import attach_log, make_run_dir, new_run_dir
+from ..settings import resolve
 from ..transports import REDIS
 from ..workflows import load_workflow
-from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+from .flags import CONFIG_OPTION, run_options, workflow_options
 from .params import check_cpus, parse_inputs
+from .runend import finish_run, last_lines, origins, start_snapshot
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -48,21 +55,46 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
     envvar="HPCFLOW_OVERSUBSCRIBE",
     help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
 )
+@click.option(
+    "--no-pickle-check",
+    "no_pickle_check",
+    is_flag=True,
+    help="simple: do not check that items could be pickled (as every parallel mapping must).",
+)
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, given, inputs, run_dir, redis_url, redis_auto, on_error, start_method, oversubscribe, config_file, quiet
+    ctx,
+    given,
+    inputs,
+    run_dir,
+    redis_url,
+    redis_auto,
+    on_error,
+    start_method,
+    oversubscribe,
+    no_pickle_check,
+    config_file,
+    quiet,
 ):
-    """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
+    """Run WORKFLOW (a built-in name, see `hpcflow workflows`; a module or a .py file) and write a run directory.
 
     Settings left out come from HPCFLOW_* variables, then --config FILE, then
-    configs/default.yaml (WORKFLOW too). With --mapping mpi, run it under `mpiexec -n N`
+    configs/default.yaml of the current directory (WORKFLOW too); the start line says
+    where each came from. The run directory is under ./runs/ unless --run-dir says.
+    Exit 0: done; 3: done with items skipped (--on-error skip); 1: failed or stalled;
+    130/143: interrupted (Ctrl-C drains; a second Ctrl-C aborts); 2: bad input.
+
+    With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
     with --cpus ranks."""
     if redis_url and redis_auto:
         raise UsageError("give --redis-url or --redis auto, not both")
-    settings = command_settings({**given, "redis_url": redis_url or redis_auto}, config_file, BUILT_IN)
+    settings = resolve({**given, "redis_url": redis_url or redis_auto}, config_file, built_in=BUILT_IN)
+    if settings.workflow is None:  # bare `hpcflow run`: how to use it, then why it did not start
+        click.echo(ctx.get_help())
+        settings.require_workflow()
     workflow, mapping, cpus, params = settings.workflow, settings.mapping, settings.cpus, settings.params
     feed = parse_inputs(inputs)
     spec = get_mapping(mapping)
@@ -87,6 +119,8 @@ def run_cmd(
             options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
         if start_method:
             options["start_method"] = start_method
+        if no_pickle_check:
+            options["check_pickle"] = False
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
 
     try:
@@ -100,30 +134,46 @@ def run_cmd(
             raise
         n = job.plan.processes
         start = f"running {wf.name} on {mapping} with {n} process{'es' if n != 1 else ''}"
-        log.info("%s (params %s), run directory %s", start, params, path)
+        log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
-            click.echo(f"hpcflow: {start}", err=True)
+            click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
+        monitor = Monitor(path if ranks.writer else None, make_display(quiet))
+        monitor.update(start_snapshot(job), time.perf_counter(), force=True)
+        failure: BaseException | None = None
+        result = None
+        in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
+        before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
         try:
-            result = execute_run(job)
-        except HpcflowError as exc:  # the run started and stopped early: keep what it did
-            if ranks.writer:
-                partial = getattr(exc, "result", None)
-                if partial is not None:
-                    write_result(path, partial)
-                log.error("%s\n%s", exc, getattr(exc, "tb", ""))
-                click.echo(f"hpcflow: run directory {path}", err=True)
-            raise
+            with watching(monitor):
+                result = execute_run(job)
+        except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
+            failure, result = exc, getattr(exc, "result", None)
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
+        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
-        write_result(path, result)
-        m = result.metrics
-        done = f"done in {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
-        log.info("%s", done)
-        if not quiet:
-            click.echo(f"hpcflow: {done}", err=True)
-        click.echo(str(path.absolute()))
+        if not quiet or failure is not None or code:
+            for line in last_lines(result, failure, path):
+                click.echo(f"hpcflow: {line}", err=True)
+        if failure is None:  # stdout's last line names the run directory of a run that finished
+            click.echo(str(path.absolute()))
+        else:
+            if isinstance(failure, KeyboardInterrupt):
+                name = getattr(failure, "signal_name", "SIGINT")
+                raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
+            failure.exit_code = code  # exits.py: the status's code
+            raise failure
+        if code:
+            ctx.exit(code)
     finally:
         _detach(log, handler)
+
+
+def on_main_thread() -> bool:
+    """Signal handlers can be set there only (the CLI called from a thread, as tests may)."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def _detach(log: logging.Logger, handler: logging.Handler | None) -> None:

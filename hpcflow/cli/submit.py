@@ -14,6 +14,7 @@ from ..errors import UsageError
 from ..mappings import get_mapping
 from ..options import Options
 from ..rundir import make_run_dir, run_dir_name
+from ..sweep.jobs import record_job
 from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
 
@@ -77,6 +78,8 @@ def submit_cmd(
         if created:
             shutil.rmtree(path, ignore_errors=True)
         raise
+    record_job(path, chosen.name, job_id)
     click.echo(f"hpcflow: submitted {workflow} on {mapping} with {cpus} CPUs as {chosen.name} job {job_id}", err=True)
+    click.echo(f"hpcflow: follow it with: hpcflow status {path} --watch", err=True)
     click.echo(job_id)
     click.echo(str(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
+from ..errors import RunAborted, UsageError
 from ..report import write_report
 from ..sweep import SweepRun, load_sweep
 from .flags import CONFIG_OPTION
@@ -25,7 +25,9 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
     repeats) not yet in OUTPUT/runs.jsonl, then write OUTPUT/ratios.csv and summary.md.
 
     Cells run one after another in this allocation, or with --submit as one batch job
-    each. A failed cell is recorded with its error and the sweep goes on."""
+    each. A failed cell is recorded with its error and the sweep goes on; the sweep then
+    exits 1 (a cell whose mapping needs more processes than its cpus is recorded, without
+    a run, and does not change the exit code). One sweep at a time on an OUTPUT (a second one: exit 2)."""
     if max_jobs is not None and not submit:
         raise UsageError("--max-jobs limits batch jobs: it needs --submit")
     spec = load_sweep(experiment)
@@ -38,11 +40,16 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
         retry_failed=retry_failed,
         max_jobs=max_jobs,
     ).run()
+    summary = outcome.output / "summary.md"
     if not quiet:
         failed = f", {outcome.failed} failed" if outcome.failed else ""
-        summary = outcome.output / "summary.md"
         click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}", err=True)
     click.echo(str(outcome.output.absolute()))
+    if outcome.failed_runs:  # so that `hpcflow sweep X && hpcflow report OUT` stops here
+        raise RunAborted(
+            f"{outcome.failed_runs} of {len(outcome.rows)} runs failed (their errors: {summary}); "
+            "--retry-failed runs them again"
+        )
 
 
 @click.command("report")

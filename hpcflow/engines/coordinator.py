@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
@@ -510,6 +511,7 @@ class Coordinator:
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
         self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
+        progress.on_sample(self, now)  # the live display and status.json read what is recorded here
 
     def transport_lost(self, exc: BaseException) -> RunAborted:
         server = self.job.mapping.transport.capitalize()

@@ -10,16 +10,29 @@ same outputs as this one.
 from __future__ import annotations
 
 import copy
+import pickle
 import time
 from collections import Counter, deque
 from typing import Any
 
-from ..errors import PEError
+from ..errors import PEError, RunAborted, UsageError
 from ..inputs import iter_feed
 from ..invoke import Invoker
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..routing import Router
+
+
+def ensure_picklable(port: str, data: Any) -> None:
+    """Refuse what every parallel mapping could not send between processes, so that the
+    reference mapping does not hide a failure that appears only at scale."""
+    try:
+        pickle.dumps(data)
+    except Exception as exc:  # pickling raises many kinds: each is this one failure
+        raise UsageError(
+            f"its output to {port!r} cannot be pickled ({type(exc).__name__}: {exc}), so no parallel mapping "
+            "could send it; --no-pickle-check (check_pickle=False) turns this check off"
+        ) from None
 
 
 def execute(job: Job) -> Outcome:
@@ -31,7 +44,11 @@ def execute(job: Job) -> Outcome:
     outputs: dict[str, dict[str, list]] = {}
     queue: deque[tuple[str, str, int, Any]] = deque()
 
+    check_pickle = job.options.check_pickle
+
     def sink(pe: str, port: str, data: Any) -> None:
+        if check_pickle:
+            ensure_picklable(port, data)
         dests = router.route(pe, port, data)
         if not dests and job.options.collect:
             add_output(outputs, pe, port, data)
@@ -72,6 +89,9 @@ def execute(job: Job) -> Outcome:
                 drain()
     except PEError as exc:
         failure = exc
+    except KeyboardInterrupt as exc:  # in this very process: stop at once, keep what is done
+        name, code = getattr(exc, "signal_name", "SIGINT"), getattr(exc, "exit_code", 130)
+        failure = RunAborted(f"stopped by {name}: simple stops at once (it runs in this process)", exit_code=code)
     runtime = time.perf_counter() - t0
     items: Counter[str] = Counter()
     errors: list[dict[str, Any]] = []

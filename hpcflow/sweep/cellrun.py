@@ -21,7 +21,9 @@ from typing import Any
 
 import hpcflow
 
+from ..exits import SKIPPED_EXIT
 from ..runcommand import run_command
+from .lock import die_with_parent
 from .spec import Cell, SweepSpec
 
 GRACE_S = 10.0  # after SIGTERM (a timeout, Ctrl-C): time for a run to drain before SIGKILL
@@ -46,11 +48,20 @@ def hpcflow_path() -> str:
     return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
 
 
-def run_here(command: list[str], timeout: float | None) -> str | None:
-    """Run a cell's command to its end: None when it succeeded, else its error line."""
+def run_here(command: list[str], timeout: float | None, lock_fd: int | None = None) -> str | None:
+    """Run a cell's command to its end: None when it succeeded (items skipped included:
+    its metrics say how many), else its error line. The run holds the sweep's lock
+    (`lock_fd`) and gets SIGTERM if the sweep dies (see lock.py)."""
     env = {**os.environ, "PYTHONPATH": hpcflow_path()}
     proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        pass_fds=() if lock_fd is None else (lock_fd,),
+        preexec_fn=die_with_parent,
     )
     try:
         _, stderr = proc.communicate(timeout=timeout)
@@ -60,7 +71,7 @@ def run_here(command: list[str], timeout: float | None) -> str | None:
     except BaseException:  # Ctrl-C: the run is in a session of its own, so stop it too
         _stop(proc)
         raise
-    if proc.returncode == 0:
+    if proc.returncode in (0, SKIPPED_EXIT):
         return None
     return error_line(stderr) or f"hpcflow run exited with code {proc.returncode}"
 

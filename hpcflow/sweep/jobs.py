@@ -22,6 +22,8 @@ from .cellrun import ERROR_PREFIX, error_line, hpcflow_path
 
 QUEUE_TIMEOUT_S = 60
 JOB_ID_FILE = "job_id"
+NOT_LISTED = "no longer listed (over)"
+UNKNOWN = "unknown (the scheduler did not answer)"  # a sweep asks again at its next poll
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
@@ -42,8 +44,13 @@ def cell_job(name: str, command: list[str], run_dir: Path, cpus: int, batch: Bat
 def submit_cell(job: JobSpec, scheduler: Scheduler) -> str:
     """Submit a cell's job; its id is also written to the run directory, for resuming."""
     job_id = submit_job(job, scheduler)
-    (job.run_dir / JOB_ID_FILE).write_text(f"{scheduler.name} {job_id}\n")
+    record_job(job.run_dir, scheduler.name, job_id)
     return job_id
+
+
+def record_job(run_dir: Path, scheduler: str, job_id: str) -> None:
+    """Write the job's id into its run directory: a resumed sweep and `hpcflow status` read it."""
+    (run_dir / JOB_ID_FILE).write_text(f"{scheduler} {job_id}\n")
 
 
 def submitted_job(run_dir: Path) -> tuple[str, str] | None:
@@ -56,19 +63,26 @@ def submitted_job(run_dir: Path) -> tuple[str, str] | None:
 
 
 def job_listed(scheduler: str, job_id: str, run: Runner = subprocess.run) -> bool:
-    """Whether the scheduler still lists the job as pending or running. A finished job
-    drops out of `squeue`; `qstat` fails on it (or shows F where job history is kept)."""
+    """Whether the scheduler still lists the job as pending or running."""
+    return job_state(scheduler, job_id, run) != NOT_LISTED
+
+
+def job_state(scheduler: str, job_id: str, run: Runner = subprocess.run) -> str:
+    """The scheduler's state of the job (squeue's PENDING, RUNNING..., qstat's Q, R...),
+    NOT_LISTED once it is over, UNKNOWN when the scheduler cannot be asked now. A finished
+    job drops out of `squeue`; `qstat` fails on it (or shows F where job history is kept)."""
     command = ["squeue", "-h", "-o", "%T", "-j", job_id] if scheduler == "slurm" else ["qstat", job_id]
     try:
         done = run(command, capture_output=True, text=True, timeout=QUEUE_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
-        return True  # cannot tell now: ask again at the next poll
+        return UNKNOWN
     if done.returncode != 0:
-        return False
+        return NOT_LISTED
     if scheduler == "slurm":
-        return bool(done.stdout.strip())
+        return done.stdout.strip() or NOT_LISTED
     rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith(job_id.split(".")[0])]
-    return any(len(row) >= 5 and row[4] != "F" for row in rows)
+    states = [row[4] for row in rows if len(row) >= 5 and row[4] != "F"]
+    return states[0] if states else NOT_LISTED
 
 
 def job_error(run_dir: Path) -> str | None:

@@ -27,6 +27,7 @@ from ..settings import resolve
 from ..workflows import load_workflow
 from .cellrun import cell_command, cell_row, run_here
 from .jobs import cell_job, job_error, job_listed, submit_cell, submitted_job
+from .lock import output_lock
 from .progress import Progress
 from .ratios import RatioTable, ratio_tables, write_ratios_csv
 from .runsfile import RunsFile, row_key
@@ -46,6 +47,13 @@ class SweepOutcome:
     def failed(self) -> int:
         return sum(1 for row in self.rows if row.get("status") != "ok")
 
+    @property
+    def failed_runs(self) -> int:
+        """Failed cells that ran (or were submitted); a cell its mapping cannot plan with
+        its CPUs (too few processes) is recorded as failed without a run: an expected
+        limit of a sweep over CPU counts, not a failure of the sweep."""
+        return sum(1 for row in self.rows if row.get("status") != "ok" and "run_dir" in row)
+
 
 @dataclass
 class SweepRun:
@@ -64,11 +72,17 @@ class SweepRun:
         self.output = Path(self.output or self.spec.output)
         self.runs = RunsFile(self.output)
         self.scheduler = None  # --submit: chosen by _batch()
+        self.lock_fd: int | None = None  # OUTPUT's lock while run() holds it
 
     def run(self) -> SweepOutcome:
         spec = self.spec
         plan_errors = preflight(spec)
         batch = self._batch() if self.submit else None
+        with output_lock(self.output) as self.lock_fd:  # before runs.jsonl is read: one sweep at a time
+            return self._run_cells(plan_errors, batch)
+
+    def _run_cells(self, plan_errors: dict, batch: BatchConfig | None) -> SweepOutcome:
+        spec = self.spec
         if self.retry_failed:
             self.runs.drop_failed()
         done = self.runs.keys()
@@ -117,7 +131,7 @@ class SweepRun:
                 run_dir = self.run_dir(cell)
                 shutil.rmtree(run_dir, ignore_errors=True)  # a run interrupted before it was recorded
                 command = cell_command(self.spec, cell, run_dir, self.config_file)
-                error = run_here(command, self.spec.timeout)
+                error = run_here(command, self.spec.timeout, self.lock_fd)
             progress.finished(cell, self._record(cell, run_dir, error, time.monotonic() - t0), ran)
 
     # -- batch jobs --------------------------------------------------------------------

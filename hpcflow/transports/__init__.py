@@ -23,7 +23,7 @@ def check(transport: str, options: Options) -> None:
     """Raise UsageError now, before the run starts, if the transport cannot be used."""
     if transport == REDIS:
         if find_spec("redis") is None:
-            raise UsageError("the *_redis mappings need redis-py: pip install 'hpcflow[redis]'")
+            raise UsageError("the *_redis mappings need redis-py: pip install -e '.[redis]' in hpcflow's source tree")
         from .redis.server import check_redis
 
         check_redis(options)

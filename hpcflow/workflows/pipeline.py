@@ -146,6 +146,8 @@ def build(
         ("items", items, 0),
         ("burst", burst, 0),
         ("pause", pause, 0),
+        ("latency", latency, 0),
+        ("cpu", cpu, 0),
     ):
         if value < least:
             raise UsageError(f"pipeline needs {name} >= {least}, got {value}")

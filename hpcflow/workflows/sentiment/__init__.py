@@ -31,7 +31,9 @@ def build(
         raise UsageError(f"sentiment: latency must be a number of seconds >= 0, got {latency!r}")
     missing = [m for m in ("afinn", "vaderSentiment") if find_spec(m) is None]
     if missing:
-        raise UsageError(f"sentiment needs {' and '.join(missing)} (pip install 'hpcflow[workflows]')")
+        raise UsageError(
+            f"sentiment needs {' and '.join(missing)} (pip install -e '.[workflows]' in hpcflow's source tree)"
+        )
     from . import pes
     from .articles import CsvArticles, SyntheticArticles, read_articles_csv
 

@@ -1,0 +1,126 @@
+"""The two ends of `hpcflow run` that the user reads: the start line (where each setting
+came from) and, however the run ends, metrics.json with its status and error text, the
+last status.json, report.html, and the last lines on stderr (skipped items included)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..batch.allocation import detect_allocation
+from ..exits import SKIPPED_EXIT, end_state
+from ..htmlreport import write_run_report
+from ..job import Job
+from ..metrics import Metrics
+from ..progress import Monitor, Snapshot, error_text
+from ..result import RunResult
+from ..rundir import write_result
+from ..settings import BUILT_IN, Settings
+
+SHOWN_SOURCES = ("workflow", "mapping", "cpus")
+
+
+def origins(settings: Settings) -> str:
+    """`workflow from config configs/default.yaml, mapping from command line, cpus from the allocation`."""
+    parts = []
+    for key in SHOWN_SOURCES:
+        source = settings.sources.get(key)
+        if key == "cpus" and (source is None or getattr(settings, key) is None):
+            alloc = detect_allocation()
+            source = f"the allocation ({alloc.scheduler}, {alloc.source})"
+        parts.append(f"{key} from {'the built-in default' if source == BUILT_IN else source}")
+    return ", ".join(parts)
+
+
+def start_snapshot(job: Job) -> Snapshot:
+    return Snapshot(
+        state="running",
+        workflow=job.options.workflow or "custom",
+        mapping=job.mapping.name,
+        processes=job.plan.processes,
+    )
+
+
+def bare_metrics(job: Job, runtime_s: float) -> Metrics:
+    """The metrics of a run that stopped before its engine could give any (Ctrl-C in simple)."""
+    opts = job.options
+    return Metrics(
+        workflow=opts.workflow or "custom",
+        params=dict(opts.params),
+        mapping=job.mapping.name,
+        processes=job.plan.processes,
+        runtime_s=runtime_s,
+        process_time_s=runtime_s,
+        cpu_time_s=0.0,
+        items={},
+        allocation=detect_allocation().to_dict(),
+        extra=dict(opts.extra_metrics),
+    )
+
+
+def finish_run(
+    path: Path | None,
+    job: Job,
+    result: RunResult | None,
+    failure: BaseException | None,
+    monitor: Monitor,
+    log: logging.Logger,
+) -> int:
+    """Write what the run leaves however it ended; its exit code (exits.py)."""
+    status, code = end_state(failure)
+    elapsed = monitor.last.elapsed_s if monitor.last is not None else 0.0
+    if result is None:
+        result = RunResult(outputs={}, metrics=bare_metrics(job, elapsed))
+    m = result.metrics
+    skipped = len(result.errors)
+    m.extra.update(status=status, errors=skipped, skipped=skipped)
+    if failure is not None:
+        m.extra["error"] = str(failure) or type(failure).__name__
+    elif skipped:
+        m.extra["error"] = f"{skipped} item(s) skipped (on_error skip); first: {error_text(result.errors[0])}"
+        code = SKIPPED_EXIT
+    m.extra["pe_stats"] = monitor.pe_figures(m.items, m.process_time_s)
+    if path is not None:
+        write_result(path, result)
+        if failure is not None:
+            log.error("%s: %s\n%s", status, failure, getattr(failure, "tb", ""))
+        log.info("%s", done_line(result, status))
+    final = Snapshot(
+        state=status,
+        workflow=m.workflow,
+        mapping=m.mapping,
+        processes=m.processes,
+        elapsed_s=round(m.runtime_s, 3),
+        skipped=skipped,
+        last_error=m.extra.get("error"),
+    )
+    final.pes = [p for p in (monitor.last.pes if monitor.last else [])]
+    for p in final.pes:  # the end: every count final, the rate the mean over the run
+        p.done, p.queued = m.items.get(p.name, p.done), 0
+        p.rate = round(p.done / m.runtime_s, 3) if m.runtime_s > 0 else 0.0
+    monitor.finish(final)
+    if path is not None:
+        write_run_report(path)
+    return code
+
+
+def done_line(result: RunResult, status: str) -> str:
+    m = result.metrics
+    verb = "done in" if status == "ok" else f"{status} after"
+    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+
+
+def last_lines(result: RunResult | None, failure: BaseException | None, path: Path) -> list[str]:
+    """What stderr says at the end: how it went, what was skipped, where it all is (the
+    error itself is the CLI's last line)."""
+    status, code = end_state(failure)
+    lines = [done_line(result, status)] if result is not None else []
+    if result is not None and result.errors:
+        first = error_text(result.errors[0])
+        lines.append(
+            f"{len(result.errors)} item(s) skipped (on_error skip), all in {path / 'errors.jsonl'}; first: {first}"
+        )
+        if failure is None:
+            lines.append(f"exit code {SKIPPED_EXIT}: the run finished with skipped items")
+    lines.append(f"run directory {path}")
+    return lines

@@ -1,0 +1,54 @@
+"""One sweep at a time on an output directory, and no run outliving its sweep.
+
+The lock is an flock on OUTPUT/.sweep.lock: the kernel drops it when the last process
+holding it dies, however it dies, so a stale lock cannot outlive a killed sweep. Each
+cell's `hpcflow run` inherits the locked file and is asked (PR_SET_PDEATHSIG) to get
+SIGTERM when the sweep dies: a SIGKILLed sweep's current run drains, writes its metrics
+and exits, and until it has, the directory stays locked, so a resumed sweep never runs
+beside it in the same directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import UsageError
+
+LOCK_FILE = ".sweep.lock"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@contextmanager
+def output_lock(output: Path) -> Iterator[int]:
+    """Hold OUTPUT's lock for the block: the open file's descriptor, for the cells to inherit."""
+    output.mkdir(parents=True, exist_ok=True)
+    fd = os.open(output / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise UsageError(
+                f"another sweep (or a run it started, still ending) is using {output} (pid {holder}); "
+                "wait for it to end, or give another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's prctl among them
+
+
+def die_with_parent() -> None:
+    """For a child's preexec_fn (between fork and exec, so one plain call): SIGTERM when
+    the process that started it dies (Linux)."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

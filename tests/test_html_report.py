@@ -1,0 +1,123 @@
+"""report.html, per run and per sweep, opened in a real headless Chromium: it loads
+offline with no console error and shows its figures; a screenshot of it is a picture."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import require, run_cli
+
+from hpcflow.htmlreport import run_report
+
+pytestmark = pytest.mark.timeout(180)
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(binary is not None, "chromium (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def console_errors(stderr: str) -> list[str]:
+    """What the page logged to its console (Chromium's CONSOLE lines): a report logs nothing."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def loaded(page: Path) -> str:
+    """The page's DOM once it has loaded (scripts run), after checking its console."""
+    out = chromium("--dump-dom", page.absolute().as_uri())
+    assert out.returncode == 0, out.stderr
+    assert console_errors(out.stderr) == []
+    return out.stdout
+
+
+def test_the_console_check_sees_a_script_error(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    out = chromium("--dump-dom", page.as_uri())
+    (error,) = console_errors(out.stderr)
+    assert "Uncaught ReferenceError: undefinedFunction is not defined" in error
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    where = tmp_path_factory.mktemp("run") / "run"
+    args = ["run", "pipeline", "-p", "items=60", "-p", "latency=0.005", "-m", "dyn_auto_multi", "-n", "2"]
+    out = run_cli(*args, "--oversubscribe", "--run-dir", str(where), "-q")
+    assert out.returncode == 0, out.stderr
+    return where
+
+
+def test_a_run_report_loads_offline_with_its_figures(run_dir):
+    text = (run_dir / "report.html").read_text()
+    assert not re.search(r"""(src|href)=['"]?(https?:)?//""", text)  # nothing from the network
+    dom = loaded(run_dir / "report.html")
+    assert 'data-figures="2"' in dom  # the workers and the queued tasks, drawn
+    assert dom.count("<svg") == 2 and "auto-scaler target" in dom
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for pe, n in metrics["items"].items():
+        assert re.search(rf"<td>{pe}</td><td class=\"n\">{n}</td>", dom)
+
+
+def test_a_screenshot_of_the_run_report_is_a_picture(run_dir, tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    shot = tmp_path / "report.png"
+    out = chromium("--window-size=1100,1400", f"--screenshot={shot}", (run_dir / "report.html").as_uri())
+    assert out.returncode == 0 and shot.is_file(), out.stderr
+    pixels = image.imread(shot)
+    assert pixels.shape[:2] == (1400, 1100)
+    assert pixels.std() > 0.05  # text and figures, not a blank page
+    if os.environ.get("HPCFLOW_REPORT_SHOT"):  # keep it to look at
+        shutil.copy(shot, os.environ["HPCFLOW_REPORT_SHOT"])
+
+
+def test_a_failed_runs_report_shows_its_error_escaped():
+    metrics = {"workflow": "w", "mapping": "simple", "status": "failed", "items": {"A": 1}, "timeline": []}
+    metrics["error"] = "PE A failed on item <b>1</b>: ValueError"
+    page = run_report(metrics, [{"pe": "A", "item": "<b>1</b>"}])
+    assert "<span class='status failed'>failed</span>" in page
+    assert "PE A failed on item &lt;b&gt;1&lt;/b&gt;: ValueError" in page
+    assert "<tr><td>A</td><td class='n'>1</td><td class='n'>1</td>" in page  # one item, one error
+
+
+def test_a_sweep_report_holds_its_tables_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    sweep = "name: s\nworkflow: pipeline\nparams: {items: 20}\nmappings: [simple, dyn_multi]\ncpus: [2]\n"
+    sweep += "compare: [[dyn_multi, simple]]\noversubscribe: true\n"
+    (tmp_path / "s.yaml").write_text(sweep)
+    out = run_cli("sweep", "s.yaml", "-q", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = run_cli("report", "results/s", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    written = out.stdout.split()
+    pngs = [p for p in written if p.endswith(".png")]
+    assert written[-1] == "results/s/report.html" and pngs
+    dom = loaded(tmp_path / "results" / "s" / "report.html")
+    assert f'data-figures="{len(pngs)}"' in dom
+    assert "<h2>dyn_multi / simple</h2>" in dom
