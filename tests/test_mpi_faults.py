@@ -131,6 +131,20 @@ def test_a_signal_under_mpiexec_drains_the_run(tmp_path, mpiexec, target, sig):
     assert_drained(run_dir, err, sig)
 
 
+def test_a_second_signal_stops_every_rank_at_once(tmp_path, mpiexec):
+    run_dir = tmp_path / "run"
+    proc, ranks = launch([mpiexec, "-n", str(RANKS), *hpcflow(run_dir, *LONG)], run_dir)
+    ranks[1].send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60  # rank 0 logs the drain once it knows of it
+    while "SIGINT: the sources stop" not in (run_dir / "run.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ranks[1].send_signal(signal.SIGINT)
+    err = finish(proc, ranks)
+    assert proc.returncode == 130, err
+    assert err.count("stopped by SIGINT: stopped at once on a second signal") == 1, err
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == INTERRUPTED
+
+
 def test_sigterm_to_the_relaunching_process_reaches_the_ranks(tmp_path, mpiexec):
     run_dir = tmp_path / "run"
     proc, ranks = launch([*hpcflow(run_dir, *LONG), "--cpus", str(RANKS)], run_dir)
@@ -186,17 +200,23 @@ def test_a_signal_under_srun_drains_the_run(tmp_path, srun, target):
     assert_drained(run_dir, err, signal.SIGTERM)
 
 
-@pytest.mark.parametrize("kill_on_bad_exit", [True, False])
-def test_a_killed_rank_under_srun_ends_the_job_with_one_line(tmp_path, srun, kill_on_bad_exit):
+@pytest.mark.parametrize(
+    "rank,kill_on_bad_exit,pe",
+    [(2, True, "Stage1 instance 0"), (2, False, "Stage1 instance 0"), (0, False, "Source instance 0")],
+)
+def test_a_killed_rank_under_srun_ends_the_job_with_one_line(tmp_path, srun, rank, kill_on_bad_exit, pe):
     run_dir = tmp_path / "run"
     flags = ["--kill-on-bad-exit=1"] if kill_on_bad_exit else []
     proc, ranks = launch([srun, "--mpi=pmi2", *flags, "-n", str(RANKS), *hpcflow(run_dir, *LONG)], run_dir)
-    ranks[2].kill()
+    ranks[rank].kill()
     err = finish(proc, ranks)
     assert proc.returncode != 0
     lines = [line for line in err.splitlines() if line.startswith("hpcflow: error:")]
-    assert len(lines) == 1 and "rank 2 (PE Stage1 instance 0) died" in lines[0], err
-    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
+    assert len(lines) == 1 and f"rank {rank} (PE {pe}) died" in lines[0], err
+    if rank == 0:  # nobody is left to write the results
+        assert not (run_dir / "metrics.json").exists()
+    else:
+        assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
 
 
 def test_the_walltime_signal_drains_a_submitted_mpi_job(tmp_path, cli, srun):

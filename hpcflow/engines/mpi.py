@@ -161,15 +161,15 @@ def _run(job: Job, channel: Channel) -> Outcome:
     reports = sorted([report, *channel.mail[REPORT]], key=lambda r: r.rank)
     summary = _summarise(reports, len(job.plan.pinned))
     if channel.dead:
+        channel.say_leaving(within=2 * LIVENESS_S)
         summary.failure = RunAborted(
             "; ".join(_died(job, rank) for rank in sorted(channel.dead))
             + f": the run cannot finish (counts below are of the {len(reports)} rank(s) that had reported)"
         )
     elif summary.failure is None and channel.interrupted is not None:
         name = signal.Signals(channel.interrupted).name
-        summary.failure = RunAborted(
-            f"stopped by {name}: sources stopped, in-flight work drained", exit_code=128 + channel.interrupted
-        )
+        how = "stopped at once on a second signal" if channel.stopped else "sources stopped, in-flight work drained"
+        summary.failure = RunAborted(f"stopped by {name}: {how}", exit_code=128 + channel.interrupted)
     if not channel.dead:
         for dest in range(1, channel.size):
             channel.send(dest, DONE, summary)
@@ -190,10 +190,10 @@ def _died(job: Job, rank: int) -> str:
 
 
 def _rank0_died(job: Job, channel: Channel) -> NoReturn:
-    """Rank 0 is gone. If this rank saw another rank die first, rank 0 has ended the run
-    on it (and said so); else nobody can write the results: the first live rank on its
-    node says so. Either way this rank leaves."""
-    if not channel.saw_dead - {0} and channel.liveness.first_live_on_host_of(0) == channel.rank:
+    """Rank 0 is gone. If it said it was leaving, it ended the run on another dead rank
+    (and said so); else nobody can write the results: the first live rank on its node
+    says so. Either way this rank leaves."""
+    if not channel.rank0_leaving and channel.liveness.first_live_on_host_of(0) == channel.rank:
         print(f"hpcflow: error: {_died(job, 0)}: no results are written", file=sys.stderr, flush=True)
     _leave(1)
 

@@ -10,7 +10,8 @@ received, so nothing is left pending at MPI_Finalize or leaks into the next run)
 A signal (SIGTERM before the walltime, Ctrl-C) may reach any rank, or every rank (hydra's
 mpiexec forwards it to all; `scancel --signal` to some): the rank that takes it tells
 rank 0 (INTERRUPT), and rank 0 tells every other rank once, so every rank learns of it
-whichever rank was signalled, and the run drains: sources stop, the rest finishes.
+whichever rank was signalled, and the run drains: sources stop, the rest finishes. A
+second signal on one rank stops every rank at once (STOP), as on the other mappings.
 
 A rank that dies (SIGKILL, out of memory) sends nothing more, and MPI does not say so:
 every rank checks now and then whether the other ranks on its node still live
@@ -26,6 +27,8 @@ MPI libraries.
 
 from __future__ import annotations
 
+import logging
+import signal
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -96,8 +99,10 @@ class Channel:
         self.closing = False  # this rank has reported: a signal now changes nothing
         self.dead: set[int] = set()  # on rank 0: ranks found dead (the run ends at once)
         self.signalled: int | None = None  # set by the signal handler, acted on by the polls
+        self.own_signals = 0  # signals this rank took (not those it was told of)
         self.liveness = Liveness(comm)
         self.saw_dead: set[int] = set()  # on other ranks: the dead ranks they found
+        self.rank0_leaving = False  # rank 0 said it ends the run on a dead rank (then exits)
         self.mail: dict[int, list[Any]] = defaultdict(list)  # REPORT and DONE payloads
         self._buffers: dict[int, list[tuple[str, Any]]] = {}
         self._in_flight: dict[int, deque[MPI.Request]] = defaultdict(deque)
@@ -146,6 +151,15 @@ class Channel:
             if dest != self.rank:
                 self.send(dest, STOP, None)
 
+    def say_leaving(self, within: float) -> None:
+        """Rank 0, ending the run on a dead rank: tell every live rank, so that none takes
+        rank 0's exit for a death of its own; wait at most `within` for them to hear it."""
+        requests = [self.comm.issend(True, dest=d, tag=STOP) for d in range(1, self.size) if d not in self.dead]
+        deadline = time.monotonic() + within
+        backoff = Backoff()
+        while not MPI.Request.Testall(requests) and time.monotonic() < deadline:
+            backoff.sleep()
+
     def poll_stop(self) -> bool:
         """Take a STOP, INTERRUPT or DEAD if one has arrived, and act on a signal or a
         dead rank on this node; True once stopped."""
@@ -159,6 +173,7 @@ class Channel:
     def _control_message(self, tag: int, payload: Any) -> None:
         if tag == STOP:
             self.stopped = True
+            self.rank0_leaving = self.rank0_leaving or payload is True
         elif tag == INTERRUPT:
             self._interrupt(payload)
         elif tag == DEAD:
@@ -168,7 +183,11 @@ class Channel:
         """Act on a signal taken since the last check, and on dead ranks of this node."""
         if self.signalled is not None and not self.closing:
             signum, self.signalled = self.signalled, None
-            if self.rank == 0:
+            self.own_signals += 1
+            if self.own_signals > 1:  # a second signal here: stop now, dropping what is in flight
+                if not self.stopped:
+                    self.stop_everyone()
+            elif self.rank == 0:
                 self._interrupt(signum)
             elif self.interrupted is None:
                 self.interrupted = signum
@@ -184,6 +203,8 @@ class Channel:
         first = self.interrupted is None
         self.interrupted = self.interrupted or signum
         if self.rank == 0 and first and not self.closing:
+            name = signal.Signals(signum).name
+            logging.getLogger("hpcflow").warning("%s: the sources stop, the items in flight drain", name)
             for dest in range(1, self.size):
                 if dest not in self.dead:
                     self.send(dest, INTERRUPT, signum)
