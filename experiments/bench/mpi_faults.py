@@ -95,13 +95,15 @@ class Launch:
             cmd = args
         self.t_start = time.monotonic()
         if launcher.startswith("sbatch"):
-            self.job_id = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+            done = subprocess.run(cmd, env=env, cwd=run_dir.parent, capture_output=True, text=True, check=True)
+            self.job_id = done.stdout.strip()
             self.proc = None
             self.stderr_path = Path(f"{run_dir}.out")
         else:
             self.stderr_path = run_dir.parent / f"{run_dir.name}.err"
             self._err = self.stderr_path.open("w")
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self._err)
+            # not in a checkout: `python -m` would import the hpcflow of the working directory
+            self.proc = subprocess.Popen(cmd, env=env, cwd=run_dir.parent, stdout=subprocess.DEVNULL, stderr=self._err)
 
     def started(self, timeout: float = 60) -> list[psutil.Process]:
         deadline = time.monotonic() + timeout
