@@ -11,7 +11,8 @@ pickling and messages for `mpi`; nothing but the calls for `simple`.
 work goes does: 2 stages sleeping Beta(2,5) draws of mean 20 ms, 300 items, and prints
 each mapping's efficiency, the pipeline's exact sleep total over (processes - 1, the
 source's) x runtime: 1.0 would be every stage process sleeping all the time. It shows
-how evenly the round robin spreads the first items (compare checkouts with PYTHONPATH).
+how evenly the round robin spreads the first items (compare checkouts with PYTHONPATH,
+running from outside any checkout: `python -m hpcflow` imports the working directory's).
 
 `simple` runs in this process; `mpi` runs as `hpcflow run pipeline --mapping mpi
 --cpus RANKS`, which re-launches itself through mpiexec, and is read back from its
