@@ -19,8 +19,8 @@ sources stop, the items in flight go through, postprocess() runs, and every rank
 the same RunAborted ("stopped by SIGTERM", exit code 128 + signal) with rank 0's result
 holding the metrics and outputs. A rank that dies ends the run within LIVENESS_S: rank 0
 raises a RunAborted naming the rank and its PE instance with what it knows (its own
-counts and those of ranks that had reported), then aborts the job at exit, since the
-dead rank's messages will never be received and MPI_Finalize would wait for them.
+counts and those of ranks that had reported), then exits without MPI_Finalize, which
+would wait for the dead rank; the other ranks see it gone and leave too.
 
 Rank 0's result holds the outputs of every unconnected port; the other ranks' results
 hold the same metrics and errors and no outputs.
