@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from .errors import HpcflowError, UsageError
+from .lifeline import signal_when_parent_dies
 
 T = TypeVar("T")
 
@@ -48,16 +50,43 @@ def launcher_rank() -> int:
     return 0
 
 
-def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> NoReturn:
-    """Run this same `hpcflow` command as `ranks` MPI ranks through the mpiexec on PATH
-    and exit with its exit code. Without --run-dir, the command gets an explicit new one,
-    so that every rank agrees on it."""
-    mpiexec = shutil.which("mpiexec")
+def find_mpiexec(python: str = sys.executable) -> str | None:
+    """The mpiexec beside `python` (a virtualenv's, which a batch job may run without
+    the virtualenv on PATH), else the one on PATH."""
+    beside = Path(python).parent / "mpiexec"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("mpiexec")
+
+
+def require_mpiexec(python: str = sys.executable) -> str:
+    """find_mpiexec(), or the one-line error that bad input gets."""
+    mpiexec = find_mpiexec(python)
     if mpiexec is None:
         raise UsageError(
-            "mapping mpi needs an MPI launcher: start hpcflow under `mpiexec -n N` or `srun -n N`, "
-            "or put mpiexec on PATH (pip install mpich)"
+            "mapping mpi needs an MPI launcher: start hpcflow under `mpiexec -n N` or `srun --mpi=pmi2 -n N`, "
+            f"or install mpiexec beside {python} or on PATH (pip install mpich)"
         )
+    return mpiexec
+
+
+# Signals the re-launching process passes on to mpiexec, which passes them on to every rank.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> NoReturn:
+    """Run this same `hpcflow` command as `ranks` MPI ranks through mpiexec and exit with
+    its exit code. Without --run-dir, the command gets an explicit new one, so that
+    every rank agrees on it.
+
+    This process stays as the job's face to the batch system: the signals it gets
+    (SIGTERM before the walltime, Ctrl-C) go to mpiexec, which passes them to the
+    ranks, which drain. mpiexec runs in a session of its own, so a Ctrl-C at a terminal
+    reaches it once (through here), and it gets SIGTERM if this process dies even by
+    SIGKILL, so no rank is left behind. (hydra ends every rank at once when one dies,
+    before rank 0 could write anything; with -disable-auto-cleanup its proxy fails on
+    the dead rank's PMI socket instead, so that is left as it is.)"""
+    mpiexec = require_mpiexec()
     args = list(argv)
     if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
         run_dir = new_run_dir()  # made here so that its name is unique...
@@ -65,7 +94,11 @@ def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> No
         args += ["--run-dir", str(run_dir)]
     cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpcflow", *args]
     print(f"hpcflow: re-launching through mpiexec: {shlex.join(cmd)}", file=sys.stderr, flush=True)
-    sys.exit(subprocess.call(cmd))
+    child = subprocess.Popen(cmd, start_new_session=True, preexec_fn=signal_when_parent_dies)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+    code = child.wait()
+    sys.exit(128 - code if code < 0 else code)  # killed by a signal: the shell's 128 + signal
 
 
 class SingleProcess:

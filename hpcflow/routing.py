@@ -2,7 +2,9 @@
 
 An item written on (pe, port) goes down every stream connected to that port (fan-out
 reaches every branch). Each stream's grouping picks the destination instance: shuffle
-round-robins over the instances of a pinned PE, group-by hashes the key stably, global
+round-robins over the instances of a pinned PE (each sending instance starting at its own
+instance number, so that n senders' first items go to n different instances rather than
+all to instance 0, which would start late and the others early), group-by hashes the key stably, global
 picks instance 0, all copies the item to every instance. A PE that a dynamic pool runs
 has no instance to pick: its destination instance is None ("any worker").
 """
@@ -30,7 +32,7 @@ class _Stream:
     grouping: Grouping
     instances: int
     anywhere: bool  # run by the dynamic pool: no instance to choose
-    next_rr: int = 0
+    next_rr: int | None = None  # None until the first item: then the sender's instance number
 
 
 class Router:
@@ -38,6 +40,8 @@ class Router:
     (worker, rank) has its own Router; the choice for group-by is the same in all."""
 
     def __init__(self, graph: WorkflowGraph, plan: Plan):
+        self._graph = graph  # the sender's instance number is read when it first sends (the
+        # engine sets it on its copy of the PE after making the Router)
         self._streams: dict[tuple[str, str], list[_Stream]] = {}
         self._fixed: dict[tuple[str, str], list[Destination]] = {}  # routes that ignore the item
         pool_runs = plan.kind in (DYNAMIC, HYBRID)
@@ -77,10 +81,14 @@ class Router:
             elif s.instances == 1 or kind == GLOBAL:
                 i = 0
             else:
-                i = s.next_rr
+                i = s.next_rr if s.next_rr is not None else self._first(pe, s.instances)
                 s.next_rr = (i + 1) % s.instances
             out.append(Destination(s.dst, s.port, i))
         return out
+
+    def _first(self, pe: str, instances: int) -> int:
+        """Where a sender's round robin starts: its instance number (0 where a pool runs it)."""
+        return (getattr(self._graph.get(pe), "instance", None) or 0) % instances
 
     @staticmethod
     def _key_hash(s: _Stream, data: Any) -> int:

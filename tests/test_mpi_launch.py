@@ -104,8 +104,14 @@ def test_a_failing_pe_exits_1_on_every_rank(tmp_path, mpiexec):
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "failed"
 
 
-def test_no_mpiexec_on_path_is_one_line_and_exit_2(tmp_path):
-    proc = hpcflow_cmd("run", "pipeline", "--mapping", "mpi", "--cpus", "4", cwd=tmp_path, path=str(tmp_path))
+def test_no_mpiexec_beside_python_or_on_path_is_one_line_and_exit_2(tmp_path):
+    bin_dir = tmp_path / "bin"  # a Python with no mpiexec beside it
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "OMPI_", "SLURM_"))}
+    env.update(PYTHONPATH=str(ROOT), PATH=str(bin_dir), HPCFLOW_OVERSUBSCRIBE="1")
+    cmd = [str(bin_dir / "python"), "-m", "hpcflow", "run", "pipeline", "--mapping", "mpi", "--cpus", "4"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert "needs an MPI launcher" in line

@@ -62,6 +62,22 @@ def test_shuffle_round_robin_is_counted_per_stream():
     assert routes == [[0, 0], [1, 1], [0, 2], [1, 0]]
 
 
+def test_each_sending_instance_starts_its_round_robin_at_its_own_number():
+    """n upstream instances send their first items to n different instances (a pinned
+    worker or rank sets its PE's instance on its own copy of the graph)."""
+    graph = WorkflowGraph()
+    source, middle, sink = Source(), Sink(instances=3), Sink(instances=4)
+    graph.connect(source, "output", middle, "input")
+    graph.connect(middle, "output", sink, "input")
+    plan = make_plan(graph, STATIC, 16, "multi")
+    firsts = []
+    for instance in range(3):
+        middle.instance = instance
+        router = Router(graph, plan)
+        firsts.append([router.route(middle.name, "output", i)[0].instance for i in range(5)])
+    assert firsts == [[0, 1, 2, 3, 0], [1, 2, 3, 0, 1], [2, 3, 0, 1, 2]]
+
+
 def test_group_by_index_list_sends_a_key_to_one_instance():
     router = router_for(Sink(grouping=[0], instances=4))
     items = [(f"w{i % 25}", i) for i in range(200)]

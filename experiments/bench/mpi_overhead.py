@@ -5,6 +5,14 @@ PEs, per second of runtime) measures what a mapping costs per item: routing, bat
 pickling and messages for `mpi`; nothing but the calls for `simple`.
 
     python experiments/bench/mpi_overhead.py [--items 20000] [--ranks 8] [--repeats 3]
+    python experiments/bench/mpi_overhead.py --latency-bound [--ranks 16] [--mappings mpi,multi,hybrid_multi]
+
+--latency-bound runs the other case, where the mapping's cost hardly counts and where its
+work goes does: 2 stages sleeping Beta(2,5) draws of mean 20 ms, 300 items, and prints
+each mapping's efficiency, the pipeline's exact sleep total over (processes - 1, the
+source's) x runtime: 1.0 would be every stage process sleeping all the time. It shows
+how evenly the round robin spreads the first items (compare checkouts with PYTHONPATH,
+running from outside any checkout: `python -m hpcflow` imports the working directory's).
 
 `simple` runs in this process; `mpi` runs as `hpcflow run pipeline --mapping mpi
 --cpus RANKS`, which re-launches itself through mpiexec, and is read back from its
@@ -41,13 +49,42 @@ def mpi_metrics(items: int, stages: int, ranks: int, run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+LATENCY_BOUND = {"items": 300, "stages": 2, "latency": 0.02, "latency_dist": "beta"}
+
+
+def latency_bound(mappings: list[str], processes: int, repeats: int) -> None:
+    """Efficiency of each mapping on the latency-bound pipeline, median of the repeats."""
+    params = [arg for key, value in LATENCY_BOUND.items() for arg in ("-p", f"{key}={value}")]
+    work_s = pipeline.build(**LATENCY_BOUND)[2]["work_s"]
+    print(f"{'mapping':<14} {'procs':>5} {'runtime s':>10} {'efficiency':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for mapping in mappings:
+            runs = []
+            for i in range(repeats):
+                run_dir = Path(tmp) / f"{mapping}-{i}"
+                cmd = [sys.executable, "-m", "hpcflow", "run", "pipeline", *params, "--mapping", mapping]
+                cmd += ["--cpus", str(processes), "--oversubscribe", "--run-dir", str(run_dir), "-q"]
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                runs.append(json.loads((run_dir / "metrics.json").read_text()))
+            effs = sorted(work_s / ((m["processes"] - 1) * m["runtime_s"]) for m in runs)
+            runtime = statistics.median(m["runtime_s"] for m in runs)
+            print(f"{mapping:<14} {runs[0]['processes']:>5} {runtime:>10.3f} {effs[len(effs) // 2]:>10.3f}")
+            print(json.dumps({"mapping": mapping, "processes": runs[0]["processes"], "efficiency_all": effs}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--stages", type=int, default=3)
     parser.add_argument("--ranks", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-bound", action="store_true", help="the latency-bound case (16 ranks by default)")
+    parser.add_argument("--mappings", default="mpi", help="mappings of the latency-bound case, comma-separated")
     args = parser.parse_args()
+    if args.latency_bound:
+        ranks = args.ranks if "--ranks" in sys.argv else 16
+        latency_bound(args.mappings.split(","), ranks, args.repeats)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mapping in ("simple", "mpi"):

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import BatchConfig
 from ..errors import UsageError
+from ..mpirun import require_mpiexec
 from ..runcommand import run_command
 from ..rundir import safe_name
 from .jobspec import JobSpec
@@ -47,6 +48,8 @@ def make_job(
         raise UsageError(f"--nodes {nodes} needs a *_redis mapping (such as dyn_redis): {mapping} runs on one node")
     if nodes > 1 and not redis_url:
         raise UsageError(f"--nodes {nodes} needs --redis-url (or redis_url: in the config), reachable from every node")
+    if mapping == "mpi":  # the job re-launches itself through mpiexec: refuse now, not in the queue
+        require_mpiexec(python)
     options = {"autoscale": autoscale, "redis_url": redis_url, "stall_timeout": stall_timeout}
     launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()

@@ -14,23 +14,35 @@ A PE failure sends STOP to every rank; each stops after the item it is on, so no
 waits for a message that will never come, and the summary carries the PEError, which
 run() raises on every rank.
 
+SIGTERM or SIGINT on any rank drains the run as on the shared-memory mappings: the
+sources stop, the items in flight go through, postprocess() runs, and every rank raises
+the same RunAborted ("stopped by SIGTERM", exit code 128 + signal) with rank 0's result
+holding the metrics and outputs. A rank that dies ends the run within LIVENESS_S: rank 0
+raises a RunAborted naming the rank and its PE instance with what it knows (its own
+counts and those of ranks that had reported), then exits without MPI_Finalize, which
+would wait for the dead rank; the other ranks see it gone and leave too.
+
 Rank 0's result holds the outputs of every unconnected port; the other ranks' results
 hold the same metrics and errors and no outputs.
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from mpi4py import MPI
 
-from ..errors import PEError, UsageError
+from ..errors import PEError, RunAborted, UsageError
 from ..inputs import iter_feed
 from ..invoke import Invoker
 from ..job import Job, Outcome, add_output
@@ -38,6 +50,7 @@ from ..metrics import cpu_seconds
 from ..mpirun import launcher_size
 from ..routing import Router
 from .mpi_channel import DATA, DONE, REPORT, Backoff, Channel, quiet_barrier
+from .mpi_liveness import LIVENESS_S
 
 # How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
 # long a slow PE's outputs wait for a batch to fill, and how long a rank goes on (besides
@@ -88,8 +101,10 @@ def execute(job: Job) -> Outcome:
     world = MPI.COMM_WORLD
     quiet_barrier(world)  # start together: launch skew is the launcher's, not the run's
     comm = world.Dup()  # the run's messages never meet the caller's or another run's
+    channel = Channel(comm)
+    handlers = _catch_signals(channel)
     try:
-        outcome = _run(job, Channel(comm))
+        outcome = _run(job, channel)
     except KeyboardInterrupt:
         world.Abort(130)  # the launcher interrupted every rank: end the job without a traceback each
         raise
@@ -100,8 +115,28 @@ def execute(job: Job) -> Outcome:
         sys.stderr.flush()
         world.Abort(1)
         raise
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if channel.dead:  # MPI_Finalize would wait for the dead rank: leave without it once rank 0 has written
+        atexit.register(_leave, 1)
+        return outcome
     comm.Free()
+    if outcome.failure is not None:  # every rank exits non-zero: not before rank 0 has written
+        atexit.register(quiet_barrier, world)  # (srun --kill-on-bad-exit would end rank 0 too)
     return outcome
+
+
+def _catch_signals(channel: Channel) -> dict:
+    """SIGTERM and SIGINT, on the main thread, become a drain of the run: the handler only
+    notes the signal, the rank's polls act on it (they may not be inside an MPI call)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def note(signum: int, frame: Any) -> None:
+        channel.signalled = signum
+
+    return {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _run(job: Job, channel: Channel) -> Outcome:
@@ -114,15 +149,31 @@ def _run(job: Job, channel: Channel) -> Outcome:
         report = Report(channel.rank)
     report.start, report.end, report.cpu_s = start, time.time(), cpu_seconds() - cpu0
     if channel.rank != 0:
-        channel.send(0, REPORT, report)
-        channel.drain_until(lambda: bool(channel.mail[DONE]))
+        if not channel.dead:
+            channel.closing = True
+            channel.send(0, REPORT, report)
+            channel.drain_until(lambda: bool(channel.mail[DONE]))
+        if channel.dead:
+            _rank0_died(job, channel)
         return channel.mail[DONE][0]
     channel.drain_until(lambda: len(channel.mail[REPORT]) == channel.size - 1)
+    channel.closing = True
     reports = sorted([report, *channel.mail[REPORT]], key=lambda r: r.rank)
     summary = _summarise(reports, len(job.plan.pinned))
-    for dest in range(1, channel.size):
-        channel.send(dest, DONE, summary)
-    channel.drain_until(lambda: True)
+    if channel.dead:
+        channel.say_leaving(within=2 * LIVENESS_S)
+        summary.failure = RunAborted(
+            "; ".join(_died(job, rank) for rank in sorted(channel.dead))
+            + f": the run cannot finish (counts below are of the {len(reports)} rank(s) that had reported)"
+        )
+    elif summary.failure is None and channel.interrupted is not None:
+        name = signal.Signals(channel.interrupted).name
+        how = "stopped at once on a second signal" if channel.stopped else "sources stopped, in-flight work drained"
+        summary.failure = RunAborted(f"stopped by {name}: {how}", exit_code=128 + channel.interrupted)
+    if not channel.dead:
+        for dest in range(1, channel.size):
+            channel.send(dest, DONE, summary)
+        channel.drain_until(lambda: True)
     outputs: dict[str, dict[str, list]] = {}
     for r in reports:
         for pe, ports in r.outputs.items():
@@ -130,6 +181,29 @@ def _run(job: Job, channel: Channel) -> Outcome:
                 outputs.setdefault(pe, {}).setdefault(port, []).extend(items)
     summary.outputs = outputs
     return summary
+
+
+def _died(job: Job, rank: int) -> str:
+    pinned = job.plan.pinned
+    what = f"PE {pinned[rank][0]} instance {pinned[rank][1]}" if rank < len(pinned) else "idle"
+    return f"rank {rank} ({what}) died (found within {LIVENESS_S:g} s by a rank on its node)"
+
+
+def _rank0_died(job: Job, channel: Channel) -> NoReturn:
+    """Rank 0 is gone. If it said it was leaving, it ended the run on another dead rank
+    (and said so); else nobody can write the results: the first live rank on its node
+    says so. Either way this rank leaves."""
+    if not channel.rank0_leaving and channel.liveness.first_live_on_host_of(0) == channel.rank:
+        print(f"hpcflow: error: {_died(job, 0)}: no results are written", file=sys.stderr, flush=True)
+    _leave(1)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit without MPI_Finalize, which would wait for a dead rank (MPI_Abort too, under
+    srun). The launcher sees a rank end with `code` and ends the job if it has not yet."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _summarise(reports: list[Report], instances: int) -> Outcome:
@@ -208,8 +282,8 @@ class InstanceRank:
 
     def _produce(self) -> None:
         for inputs in iter_feed(self.feed):
-            if self.channel.stopped:
-                return
+            if self.channel.stopped or self.channel.interrupted is not None:
+                return  # a failure elsewhere, or a signal: the source stops, the run drains
             self.invoker.process(self.name, inputs)
             self._tick()
 

@@ -7,6 +7,18 @@ unmatched batches per destination, so a fast producer cannot fill a slow consume
 memory) and a clean end (once every rank's sends are complete, every message has been
 received, so nothing is left pending at MPI_Finalize or leaks into the next run).
 
+A signal (SIGTERM before the walltime, Ctrl-C) may reach any rank, or every rank (hydra's
+mpiexec forwards it to all; `scancel --signal` to some): the rank that takes it tells
+rank 0 (INTERRUPT), and rank 0 tells every other rank once, so every rank learns of it
+whichever rank was signalled, and the run drains: sources stop, the rest finishes. A
+second signal on one rank stops every rank at once (STOP), as on the other mappings.
+
+A rank that dies (SIGKILL, out of memory) sends nothing more, and MPI does not say so:
+every rank checks now and then whether the other ranks on its node still live
+(`Liveness`); rank 0 then ends the run at once, and a rank on another node tells it
+(DEAD). So no rank waits more than LIVENESS_S (plus the item it is on) for a dead rank
+on its node; a whole node lost is the launcher's to notice.
+
 Nothing here blocks inside MPI. Waits poll (Iprobe, Test) and sleep with an
 exponential backoff, as mpi4py.futures does, so that waiting ranks give their core to
 working ones when ranks outnumber cores; a blocking MPI call spins at 100% CPU in most
@@ -15,6 +27,8 @@ MPI libraries.
 
 from __future__ import annotations
 
+import logging
+import signal
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -22,12 +36,16 @@ from typing import Any
 
 from mpi4py import MPI
 
+from .mpi_liveness import Liveness
+
 # Message tags. Messages between two ranks with the same tag arrive in the order sent,
 # so an end-of-stream batch always follows the data batches before it.
 DATA = 1  # (items, eos): a batch of (input port, item) for the receiving rank's PE
 STOP = 2  # a PE failed somewhere: stop now
 REPORT = 3  # a rank's Report, to rank 0
 DONE = 4  # rank 0's summary of the run, to every other rank
+INTERRUPT = 5  # signum: a rank was signalled; to rank 0, and from rank 0 to every other rank
+DEAD = 6  # rank: found dead by a rank on its node, to rank 0
 
 # Items per data message. A message costs a pickle, a match and a wake-up of the
 # receiver (tens of microseconds), an item of a no-op PE a few microseconds: batching
@@ -77,6 +95,14 @@ class Channel:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.stopped = False  # a STOP arrived (or this rank sent one): send no more data
+        self.interrupted: int | None = None  # the signal the run drains on, once known here
+        self.closing = False  # this rank has reported: a signal now changes nothing
+        self.dead: set[int] = set()  # on rank 0: ranks found dead (the run ends at once)
+        self.signalled: int | None = None  # set by the signal handler, acted on by the polls
+        self.own_signals = 0  # signals this rank took (not those it was told of)
+        self.liveness = Liveness(comm)
+        self.saw_dead: set[int] = set()  # on other ranks: the dead ranks they found
+        self.rank0_leaving = False  # rank 0 said it ends the run on a dead rank (then exits)
         self.mail: dict[int, list[Any]] = defaultdict(list)  # REPORT and DONE payloads
         self._buffers: dict[int, list[tuple[str, Any]]] = {}
         self._in_flight: dict[int, deque[MPI.Request]] = defaultdict(deque)
@@ -125,13 +151,78 @@ class Channel:
             if dest != self.rank:
                 self.send(dest, STOP, None)
 
+    def say_leaving(self, within: float) -> None:
+        """Rank 0, ending the run on a dead rank: tell every live rank, so that none takes
+        rank 0's exit for a death of its own; wait at most `within` for them to hear it."""
+        requests = [self.comm.issend(True, dest=d, tag=STOP) for d in range(1, self.size) if d not in self.dead]
+        deadline = time.monotonic() + within
+        backoff = Backoff()
+        while not MPI.Request.Testall(requests) and time.monotonic() < deadline:
+            backoff.sleep()
+
     def poll_stop(self) -> bool:
-        """Take a STOP if one has arrived; True once stopped."""
-        message = self.comm.improbe(tag=STOP)
-        if message is not None:
-            message.recv()
-            self.stopped = True
+        """Take a STOP, INTERRUPT or DEAD if one has arrived, and act on a signal or a
+        dead rank on this node; True once stopped."""
+        for tag in (STOP, INTERRUPT, DEAD):
+            message = self.comm.improbe(tag=tag)
+            if message is not None:
+                self._control_message(tag, message.recv())
+        self._check()
         return self.stopped
+
+    def _control_message(self, tag: int, payload: Any) -> None:
+        if tag == STOP:
+            self.stopped = True
+            self.rank0_leaving = self.rank0_leaving or payload is True
+        elif tag == INTERRUPT:
+            self._interrupt(payload)
+        elif tag == DEAD:
+            self._found_dead({payload})
+
+    def _check(self) -> None:
+        """Act on a signal taken since the last check, and on dead ranks of this node."""
+        if self.signalled is not None and not self.closing:
+            signum, self.signalled = self.signalled, None
+            self.own_signals += 1
+            if self.own_signals > 1:  # a second signal here: stop now, dropping what is in flight
+                if not self.stopped:
+                    self.stop_everyone()
+            elif self.rank == 0:
+                self._interrupt(signum)
+            elif self.interrupted is None:
+                self.interrupted = signum
+                self.send(0, INTERRUPT, signum)
+        dead = self.liveness.check()
+        if dead:
+            self._found_dead(dead)
+
+    def _interrupt(self, signum: int) -> None:
+        """The run drains on `signum`; rank 0 tells every other rank (once)."""
+        if self.interrupted is not None and self.rank != 0:
+            return
+        first = self.interrupted is None
+        self.interrupted = self.interrupted or signum
+        if self.rank == 0 and first and not self.closing:
+            name = signal.Signals(signum).name
+            logging.getLogger("hpcflow").warning("%s: the sources stop, the items in flight drain", name)
+            for dest in range(1, self.size):
+                if dest not in self.dead:
+                    self.send(dest, INTERRUPT, signum)
+
+    def _found_dead(self, ranks: set[int]) -> None:
+        """Rank 0 ends the run; another rank tells rank 0 (or, if rank 0 itself is dead,
+        the first live rank on its node ends the job: see mpi.py)."""
+        if self.rank == 0:
+            self.dead |= ranks
+            self.stopped = True
+            return
+        for rank in sorted(ranks - self.saw_dead):
+            if rank == 0:
+                self.dead.add(0)
+                self.stopped = True
+            else:
+                self.send(0, DEAD, rank)
+            self.saw_dead.add(rank)
 
     # -- receiving ---------------------------------------------------------------
     def receive(self) -> tuple[int, Any] | None:
@@ -139,11 +230,12 @@ class Channel:
         `stopped`; REPORT and DONE payloads are also kept in `mail`."""
         message = self.comm.improbe(status=self._status)
         if message is None:
+            self._check()
             return None
         tag = self._status.Get_tag()
         payload = message.recv()
-        if tag == STOP:
-            self.stopped = True
+        if tag in (STOP, INTERRUPT, DEAD):
+            self._control_message(tag, payload)
         elif tag != DATA:
             self.mail[tag].append(payload)
         return tag, payload
@@ -159,9 +251,10 @@ class Channel:
     def drain_until(self, done: Callable[[], bool]) -> None:
         """Receive (and drop data) until `done()` holds and every send is complete: the
         way out of a run, in which a rank keeps taking messages so that no other rank's
-        send waits on it forever."""
+        send waits on it forever. It ends at once when a dead rank was found: that rank's
+        messages will never be received."""
         backoff = Backoff()
-        while not (self.sends_complete() and done()):
+        while not self.dead and not (self.sends_complete() and done()):
             if self.receive() is None:
                 backoff.sleep()
             else:
