@@ -19,9 +19,11 @@ repeated (engines/README.md).
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ..engines.protocol import Chunk, Delivery, Report
@@ -30,6 +32,7 @@ from ..plan import Plan
 
 MAX_REPLAYS = 2  # a chunk that killed this many workers is not given out again
 DISPATCH_TARGET_S = 0.01  # work a pool worker gets at once: small enough to balance
+REAP_WAIT_S = 10  # how long this node's exiting workers may take to end at close before they are killed
 
 
 class ChannelClosed(Exception):
@@ -183,3 +186,15 @@ def is_pool(plan: Plan, hosts: list[tuple[str, int]]) -> bool:
 def pool_pes(plan: Plan) -> list[str]:
     """The PEs a dynamic pool runs, in topological order."""
     return [n for n in plan.order if not plan.is_pinned(n)]
+
+
+def reap(procs: Iterable[BaseProcess], wait_s: float = REAP_WAIT_S) -> None:
+    """Wait for this node's worker processes to end, and kill those still there after
+    `wait_s` in all: a worker that closed its pipe or said goodbye may still be exiting
+    (its interpreter shutting down) when the run ends. No worker outlives its run."""
+    deadline = time.perf_counter() + wait_s
+    for proc in procs:
+        proc.join(timeout=max(0.0, deadline - time.perf_counter()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()

@@ -23,7 +23,7 @@ from typing import Any
 from ..engines.protocol import DONE, EXITED, FINALIZE, OUTPUT, READY, STOP, WORK, Chunk, Delivery, Report, dumps, loads
 from ..engines.worker import start_worker_process
 from ..job import Job
-from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, replay_limit
+from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, reap, replay_limit
 
 
 class PipeChannel(Channel):
@@ -96,7 +96,7 @@ class ShmBroker(Broker):
         """Nothing to prepare: the queues live in this process."""
 
     def close(self) -> None:
-        """Nothing to release: the queues die with this object."""
+        reap(s.proc for s in self.slots.values())
 
     # -- workers -------------------------------------------------------------
     def new_worker_id(self) -> int:

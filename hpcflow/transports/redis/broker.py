@@ -35,7 +35,7 @@ from ...engines.protocol import BYE, EXITED, FAILED, JOINED, PARK, REJECTED, STO
 from ...engines.worker import start_worker_process
 from ...errors import UsageError
 from ...job import Job
-from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, replay_limit
+from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, reap, replay_limit
 from .channel import RedisChannel, client
 from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
@@ -111,8 +111,7 @@ class RedisBroker(Broker):
                 except self.lost:
                     pass  # the server is gone, and its keys with it
                 self.r.close()
-            for proc in self.procs.values():  # reaped, also when no exit event could come through
-                proc.join(timeout=5)
+            reap(self.procs.values())  # also when no exit event could come through
         finally:
             key_file = self.job.options.key_file
             if self.key_lock is not None:  # the run is over: its key and URL are of no use
