@@ -12,6 +12,7 @@ import click
 from .. import __version__
 from ..batch.allocation import detect_allocation
 from ..mappings import MAPPINGS
+from ..mpirun import find_mpiexec
 from ..transports import find_server_binary
 
 
@@ -34,7 +35,7 @@ def info_cmd(as_json: bool) -> None:
         "python": sys.version.split()[0],
         **{f"allocation_{k}": v for k, v in alloc.to_dict().items()},
         "mpi4py": find_spec("mpi4py") is not None,
-        "mpiexec": shutil.which("mpiexec"),
+        "mpiexec": find_mpiexec(),
         "redis_py": find_spec("redis") is not None,
         "redis_server": find_server_binary(),
         "sbatch": shutil.which("sbatch"),

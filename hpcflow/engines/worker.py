@@ -12,7 +12,6 @@ decides what each worker gets, its own work first.
 
 from __future__ import annotations
 
-import ctypes
 import signal
 import time
 import traceback
@@ -22,21 +21,13 @@ from multiprocessing.process import BaseProcess
 from ..errors import PEError, RunAborted
 from ..graph import WorkflowGraph
 from ..invoke import Invoker
+from ..lifeline import signal_when_parent_dies
 from ..options import Options
 from ..plan import Plan
 from ..routing import Router
 from ..transports.base import Channel, ChannelClosed, is_pool, pool_pes
 from .outbox import Outbox
 from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_id, loads
-
-
-def _die_with_parent() -> None:
-    """Linux: get SIGKILL if the parent dies, so no worker is ever orphaned."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
 
 Setup = tuple[WorkflowGraph, Plan, Options]  # what every worker of a run is given
 
@@ -60,7 +51,7 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process; `hosts` are the (pe, instance) it runs (a pinned
     worker also runs the pool's PEs when its own queue is empty)."""
-    _die_with_parent()
+    signal_when_parent_dies(signal.SIGKILL)  # no worker is ever orphaned
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles signals and drains
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel.open()

@@ -22,8 +22,8 @@ from typing import Any
 import hpcflow
 
 from ..exits import SKIPPED_EXIT
+from ..lifeline import signal_when_parent_dies
 from ..runcommand import run_command
-from .lock import die_with_parent
 from .spec import Cell, SweepSpec
 
 GRACE_S = 10.0  # after SIGTERM (a timeout, Ctrl-C): time for a run to drain before SIGKILL
@@ -61,7 +61,7 @@ def run_here(command: list[str], timeout: float | None, lock_fd: int | None = No
         env=env,
         start_new_session=True,
         pass_fds=() if lock_fd is None else (lock_fd,),
-        preexec_fn=die_with_parent,
+        preexec_fn=signal_when_parent_dies,
     )
     try:
         _, stderr = proc.communicate(timeout=timeout)

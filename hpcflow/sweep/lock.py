@@ -10,10 +10,8 @@ beside it in the same directory.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +19,6 @@ from pathlib import Path
 from ..errors import UsageError
 
 LOCK_FILE = ".sweep.lock"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextmanager
@@ -43,12 +40,3 @@ def output_lock(output: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True)  # this process's symbols, libc's prctl among them
-
-
-def die_with_parent() -> None:
-    """For a child's preexec_fn (between fork and exec, so one plain call): SIGTERM when
-    the process that started it dies (Linux)."""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

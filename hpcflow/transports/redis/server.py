@@ -10,12 +10,10 @@ its temporary folder is removed then, or by the next one if its launcher was kil
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -25,6 +23,7 @@ import psutil
 import redis
 
 from ...errors import UsageError
+from ...lifeline import signal_when_parent_dies
 from ...metrics import cpu_seconds
 from ...options import Options
 from .. import find_server_binary
@@ -103,11 +102,6 @@ def node_address() -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
-def _die_with_parent() -> None:
-    """The private server must not outlive a coordinator that was killed."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class PrivateServer:
     """A redis-server of our own for one run."""
 
@@ -127,7 +121,7 @@ class PrivateServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=signal_when_parent_dies,  # not outliving a killed coordinator
         )
         self.cpu = 0.0
         self.url = f"redis://:{quote(self.password)}@{self.host}:{self.port}/0"
