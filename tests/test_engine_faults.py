@@ -291,6 +291,7 @@ def test_run_aborted_keeps_its_traceback_out_of_its_message():
 @pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "hybrid_auto_multi"])
 def test_stall_watchdog_names_the_pe_holding_work(mapping):
     src = Count()
-    graph = chain(src, Add(1), Add(0, sleep=30), Add(2))  # one task far longer than the watchdog allows
-    with pytest.raises(RunAborted, match=r"no task finished for 1 s \(stall_timeout\): .*PE Add1 holds"):
-        run(graph, {src: 3}, mapping, 4, stall_timeout=1)
+    graph = chain(src, Add(1), Add(0, sleep=60), Add(2))  # one task far longer than the watchdog allows
+    # 5 s, not 1: on a loaded machine a start-up slower than the watchdog would name another PE
+    with pytest.raises(RunAborted, match=r"no task finished for 5 s \(stall_timeout\): .*PE Add1 holds"):
+        run(graph, {src: 3}, mapping, 4, stall_timeout=5)

@@ -100,7 +100,11 @@ def batch_step_pids(job_id: str, at_least: int = 1) -> list[str]:
     deadline, pids = time.monotonic() + 60, []
     while len(pids) < at_least and time.monotonic() < deadline:
         listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, timeout=60)
-        pids = [line.split()[0] for line in listed.stdout.splitlines()[1:] if " batch " in f" {line} "]
+        pids = [  # a process SLURM has not resolved yet is listed as pid -1
+            line.split()[0]
+            for line in listed.stdout.splitlines()[1:]
+            if " batch " in f" {line} " and line.split()[0].isdigit()
+        ]
         time.sleep(0.5)
     return pids
 
