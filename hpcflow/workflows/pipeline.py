@@ -29,6 +29,18 @@ from ..grouping import stable_hash
 from ..pe import GenericPE, IterativePE, ProducerPE
 
 KEYS = 16
+_MASK64 = (1 << 64) - 1
+
+
+def item_key(seed: int, i: int) -> int:
+    """The key of the source's i-th item: a 64-bit integer mix (splitmix64's finaliser) of
+    seed and i, the same in every process; a few integer operations, so a cheap source
+    costs as little as a bare counter would (a BLAKE2b hash an item made the producer
+    the bottleneck of tiny-task runs)."""
+    x = (seed * 0x9E3779B97F4A7C15 + (i + 1) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) % KEYS
 BETA_MEAN = 2 / 7  # of Beta(2,5): a draw divided by it has mean 1
 LATENCY_DISTS = ("fixed", "beta")
 
@@ -47,7 +59,7 @@ class Source(ProducerPE):
     def item(self) -> tuple[int, int]:
         i = self.count
         self.count += 1
-        return (stable_hash((self.seed, i)) % KEYS, i)
+        return (item_key(self.seed, i), i)
 
     def _process(self, inputs):
         if not self.burst:
