@@ -35,9 +35,10 @@ class FakeScheduler:
         return len(self.states(now))
 
 
-def drive(policy, sched, seconds, target, workers_of, dt=1.0):
-    """Step the policy every `dt` s; `workers_of(t, policy)` gives (workers, joined)."""
-    t = 0.0
+def drive(policy, sched, seconds, target, workers_of, dt=1.0, start=0.0):
+    """Step the policy every `dt` s from `start` to `seconds`; `workers_of(t, policy)`
+    gives (workers, joined)."""
+    t = start
     peak = 0
     while t <= seconds:
         policy.observe(sched.states(t), t)
@@ -64,7 +65,7 @@ def test_a_burst_is_answered_by_one_submission_of_the_whole_shortfall_after_min_
     sched = FakeScheduler(start_s=1)
     drive(policy, sched, 2, lambda t: 10, joined_from_running(2, 2))
     assert sched.jobs == {}, "nothing before min_backlog_s"
-    drive(policy, sched, 20, lambda t: 10, joined_from_running(2, 2))
+    drive(policy, sched, 20, lambda t: 10, joined_from_running(2, 2), start=3)
     assert len(sched.jobs) == 4  # (10 - 2) / 2 workers a job, all submitted at t = 3
     assert set(sched.jobs.values()) == {3.0}
 
@@ -110,15 +111,14 @@ def test_jobs_that_fail_to_start_back_off_then_give_up():
     assert policy.metrics(1000)["jobs_failed"] == policy.failed
 
 
-def test_workers_above_the_target_for_idle_s_give_their_jobs_back_pending_first():
+def test_workers_above_the_target_for_idle_s_give_their_jobs_back():
     policy = ElasticPolicy(ElasticConfig(max_jobs=4, cpus_per_job=1, min_backlog_s=0, idle_s=10))
     sched = FakeScheduler(start_s=1)
     drive(policy, sched, 5, lambda t: 6, joined_from_running(2, 1))
     assert len(policy.live()) == 4
-    sched.start_s = None  # a new job would now stay pending: none is asked for
-    drive(policy, sched, 9, lambda t: 4, joined_from_running(2, 1))
+    drive(policy, sched, 15, lambda t: 4, joined_from_running(2, 1), start=6)
     assert len(policy.live()) == 4, "not before idle_s"
-    drive(policy, sched, 30, lambda t: 4, joined_from_running(2, 1))
+    drive(policy, sched, 30, lambda t: 4, joined_from_running(2, 1), start=16)
     assert len(policy.live()) == 2  # 6 workers, target 4: two jobs of one worker given back
     assert policy.metrics(30)["jobs_cancelled"] == 2
 
