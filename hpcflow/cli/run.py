@@ -48,11 +48,28 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
     envvar="HPCFLOW_OVERSUBSCRIBE",
     help="Allow more processes than the allocation's CPUs [env HPCFLOW_OVERSUBSCRIBE=1].",
 )
+@click.option(
+    "--elastic",
+    is_flag=True,
+    help="*_redis: submit worker jobs while the backlog outgrows the workers, cancel them when idle "
+    "(settings: elastic: in the config).",
+)
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def run_cmd(
-    ctx, given, inputs, run_dir, redis_url, redis_auto, on_error, start_method, oversubscribe, config_file, quiet
+    ctx,
+    given,
+    inputs,
+    run_dir,
+    redis_url,
+    redis_auto,
+    on_error,
+    start_method,
+    oversubscribe,
+    elastic,
+    config_file,
+    quiet,
 ):
     """Run WORKFLOW (a built-in name, a module or a .py file) and write a run directory.
 
@@ -66,6 +83,10 @@ def run_cmd(
     workflow, mapping, cpus, params = settings.workflow, settings.mapping, settings.cpus, settings.params
     feed = parse_inputs(inputs)
     spec = get_mapping(mapping)
+    if elastic and spec.transport != REDIS:
+        raise UsageError(
+            f"--elastic needs a *_redis mapping (such as dyn_redis), whose workers can join from jobs; not {mapping}"
+        )
     check_cpus(cpus, mapping, oversubscribe, detect_allocation(), source=settings.sources.get("cpus"))
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
@@ -85,6 +106,8 @@ def run_cmd(
             from ..transports.redis.keys import run_id_of
 
             options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
+            if elastic:
+                options.update(elastic=dict(settings.elastic), batch=settings.batch)
         if start_method:
             options["start_method"] = start_method
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)

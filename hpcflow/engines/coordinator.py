@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
+from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
@@ -95,6 +96,7 @@ class Stats:
     replaced: int = 0
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
+    elastic: dict | None = None  # the metrics of the run's own worker jobs
 
 
 class Coordinator:
@@ -126,6 +128,7 @@ class Coordinator:
         self.started_at: float | None = None  # when every first worker was ready
         self.last_report = 0.0  # when the last task report arrived
         self.last_progress = 0.0  # ... or a worker became ready: what the stall watchdog watches
+        self.elastic = None  # the run's own worker jobs (`--elastic`), from run() on
 
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
@@ -144,6 +147,8 @@ class Coordinator:
         w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True)
         w.activate(time.perf_counter())
         self.workers[wid] = w
+        for pe in self.pool_pes:  # the backlog bound grows with the pool
+            self.capacity[pe] += 1
         if self.scaler is not None:
             self.scaler.max_workers += 1
 
@@ -249,6 +254,9 @@ class Coordinator:
 
     def on_exit(self, w: Worker, why: str) -> None:
         w.deactivate(time.perf_counter())
+        if w.joined:
+            for pe in self.pool_pes:
+                self.capacity[pe] -= 1
         expected = w.state == STOPPING or self.failure is not None
         starting = w.state == STARTING
         w.state = EXITED_STATE
@@ -363,6 +371,7 @@ class Coordinator:
         handlers = self._install_signal_handlers()
         try:
             self.broker.open()
+            self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
@@ -376,8 +385,12 @@ class Coordinator:
             self.failure = self.transport_lost(exc)
         finally:
             try:
+                if self.elastic is not None:
+                    self.elastic.halt()
                 self.shutdown()
             finally:
+                if self.elastic is not None:
+                    self.stats.elastic = self.elastic.close()
                 self.broker.close()
                 self._restore_signal_handlers(handlers)
         end = time.perf_counter()
@@ -432,6 +445,9 @@ class Coordinator:
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
         self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
+        if self.elastic is not None:
+            pool = self.pool_workers()
+            self.elastic.observe(self.observe(now, pool), len(pool), sum(1 for w in pool if w.joined))
 
     def transport_lost(self, exc: BaseException) -> RunAborted:
         server = self.job.mapping.transport.capitalize()
@@ -500,6 +516,7 @@ class Coordinator:
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
                 **self.autoscale_metrics(),
+                **({"elastic": self.stats.elastic} if self.stats.elastic else {}),
             },
             failure=self.failure if isinstance(self.failure, HpcflowError) else None,
         )
