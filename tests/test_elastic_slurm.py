@@ -4,6 +4,7 @@ gone from the queue when the run ends, started or not."""
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -76,10 +77,14 @@ def stage_outputs(run_dir: Path) -> list:
     return sorted(row["data"] for row in rows)
 
 
-def test_a_backlog_submits_worker_jobs_that_join_and_the_queue_is_empty_after(slurm, tmp_path):
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_a_backlog_submits_worker_jobs_that_join_and_the_queue_is_empty_after(slurm, tmp_path, scheduler):
+    """With pbs: qsub/qstat/qdel of Debian's slurm-wlm-torque, in front of the same SLURM."""
+    if scheduler == "pbs":
+        require(shutil.which("qsub") is not None, "qsub (apt-get install slurm-wlm-torque)")
     run_name = f"elastic-{uuid.uuid4().hex[:8]}"
     elastic = {"max_jobs": 3, "cpus_per_job": 4, "min_backlog_s": 2, "idle_s": 10, "walltime": "00:10:00"}
-    proc = launch(tmp_path, run_name, ITEMS, elastic)
+    proc = launch(tmp_path, run_name, ITEMS, elastic, {"HPCFLOW_SCHEDULER": scheduler})
     seen = watch(proc, f"hpcflow-worker-{run_name}")
     assert proc.returncode == 0
     assert seen, "no worker job was seen in squeue during the run"
@@ -90,6 +95,7 @@ def test_a_backlog_submits_worker_jobs_that_join_and_the_queue_is_empty_after(sl
     run_dir = tmp_path / "runs" / run_name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["elastic"]["job_ids"] == sorted(seen, key=int)
+    assert metrics["elastic"]["scheduler"] == scheduler
     assert metrics["elastic"]["jobs_started"] >= 1 and metrics["elastic"]["jobs_failed"] == 0
     assert metrics["elastic"]["job_process_s"] > 0
     assert metrics["workers_joined"] >= 4  # one job's cpus_per_job workers at least
