@@ -207,4 +207,9 @@ def _elastic(elastic: dict, path: Path) -> dict[str, Any]:
         values[key] = _positive_int(elastic, key, path, "elastic.")
     for key in ("min_backlog_s", "idle_s"):
         values[key] = _seconds(elastic, key, path, "elastic.")
-    return {k: v for k, v in values.items() if v is not None}
+    values = {k: v for k, v in values.items() if v is not None}
+    try:
+        ElasticConfig(**values)
+    except ValueError as exc:
+        raise UsageError(f"config {path}: {exc}") from None
+    return values

@@ -30,6 +30,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..batch.jobspec import WALLTIME
+
 PENDING, RUNNING, GONE = "pending", "running", "gone"
 """A job's state as the scheduler reports it: queued, started, or no longer there."""
 
@@ -50,6 +52,8 @@ class ElasticConfig:
             raise ValueError("elastic max_jobs, cpus_per_job and max_failures must be at least 1")
         if self.min_backlog_s < 0 or self.idle_s < 0:
             raise ValueError("elastic min_backlog_s and idle_s must be 0 or more seconds")
+        if self.walltime is not None and not WALLTIME.fullmatch(self.walltime):
+            raise ValueError(f"elastic walltime {self.walltime!r} is not HH:MM:SS")
 
 
 @dataclass(frozen=True)
