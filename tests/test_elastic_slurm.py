@@ -94,7 +94,7 @@ def test_a_backlog_submits_worker_jobs_that_join_and_the_queue_is_empty_after(sl
 
     run_dir = tmp_path / "runs" / run_name
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["elastic"]["job_ids"] == sorted(seen, key=int)
+    assert set(seen) <= set(metrics["elastic"]["job_ids"])  # a job may come and go between two looks
     assert metrics["elastic"]["scheduler"] == scheduler
     assert metrics["elastic"]["jobs_started"] >= 1 and metrics["elastic"]["jobs_failed"] == 0
     assert metrics["elastic"]["job_process_s"] > 0

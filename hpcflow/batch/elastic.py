@@ -119,7 +119,11 @@ class ElasticController:
         now = time.monotonic()
         left = self.policy.finish(now)
         if left:
-            self.scheduler.cancel(list(left))
+            try:
+                self.scheduler.cancel(list(left))
+            except OSError as exc:  # said in the metrics and the log; the run's result stands
+                self.errors.append(str(exc))
+                log.error("elastic: could not cancel job(s) %s: %s", " ".join(left), exc)
         return {
             **self.policy.metrics(now),
             "scheduler": self.scheduler.name,

@@ -65,7 +65,7 @@ class Scheduler:
         (not one call per job: the controller is shared by every user of the cluster)."""
         if not job_ids:
             return {}
-        done = subprocess.run(list(self.query), capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)
+        done = _run([*self.query])
         if done.returncode != 0:
             raise OSError(f"{self.query[0]} failed: {(done.stderr.strip().splitlines() or ['no reason'])[-1]}")
         listed = {}
@@ -78,7 +78,15 @@ class Scheduler:
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel `job_ids` (one call); a job that has ended meanwhile is no error."""
         if job_ids:
-            subprocess.run([self.cancel_command, *job_ids], capture_output=True, timeout=QUERY_TIMEOUT_S)
+            _run([self.cancel_command, *job_ids])
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    """A query or cancel command; one that is missing or does not answer is an OSError."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise OSError(f"{command[0]} did not answer in {QUERY_TIMEOUT_S} s") from None
 
 
 SCHEDULERS = {
