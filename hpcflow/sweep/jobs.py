@@ -55,9 +55,13 @@ def submitted_job(run_dir: Path) -> tuple[str, str] | None:
     return scheduler, job_id
 
 
+FINISHED_PBS = ("F", "C")  # PBS Pro's finished (with job history), Torque's completed
+
+
 def job_listed(scheduler: str, job_id: str, run: Runner = subprocess.run) -> bool:
     """Whether the scheduler still lists the job as pending or running. A finished job
-    drops out of `squeue`; `qstat` fails on it (or shows F where job history is kept)."""
+    drops out of `squeue`; `qstat` fails on it, or shows it F (PBS Pro with job history)
+    or C (Torque, and Slurm's Torque wrapper, for a few minutes after the end)."""
     command = ["squeue", "-h", "-o", "%T", "-j", job_id] if scheduler == "slurm" else ["qstat", job_id]
     try:
         done = run(command, capture_output=True, text=True, timeout=QUEUE_TIMEOUT_S)
@@ -68,15 +72,15 @@ def job_listed(scheduler: str, job_id: str, run: Runner = subprocess.run) -> boo
     if scheduler == "slurm":
         return bool(done.stdout.strip())
     rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith(job_id.split(".")[0])]
-    return any(len(row) >= 5 and row[4] != "F" for row in rows)
+    return any(len(row) >= 5 and row[4] not in FINISHED_PBS for row in rows)
 
 
 def job_error(run_dir: Path) -> str | None:
     """Why a finished job left no metrics (or failed): its `hpcflow: error:` line."""
     try:
         text = (run_dir / "job.out").read_text(errors="replace")
-    except OSError:
-        return "the job ended without metrics.json or job.out"
+    except OSError:  # a job whose output went elsewhere (Slurm's Torque wrapper ignores -o)
+        return None if (run_dir / "metrics.json").is_file() else "the job ended without metrics.json or job.out"
     if ERROR_PREFIX not in text and (run_dir / "metrics.json").is_file():
         return None
     return error_line(text) or "the job ended without metrics.json (job.out is empty)"
