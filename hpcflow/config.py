@@ -9,6 +9,7 @@ autoscale: backlog            # a policy name, or {policy: name, ...parameters}
 redis_url: redis://host:6379
 stall_timeout: 900            # seconds without a finished task before a run stops (0: never)
 batch: {partition: short, account: proj42, walltime: "01:00:00", mem: 8G, modules: [python/3.11], scheduler: slurm}
+elastic: {max_jobs: 4, cpus_per_job: 8, walltime: "00:30:00", min_backlog_s: 5, idle_s: 30}  # for run --elastic
 ```
 
 Every key is optional. A file that is not YAML, not a mapping, or has an unknown key or a
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from .autoscale.elastic import ElasticConfig
 from .batch.schedulers import SCHEDULERS
 from .errors import UsageError
 
@@ -54,6 +56,7 @@ class ConfigValues:
     redis_url: str | None = None
     stall_timeout: float | None = None
     batch: BatchConfig = field(default_factory=BatchConfig)
+    elastic: dict[str, Any] = field(default_factory=dict)  # ElasticConfig's fields that were set
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def parse_config(data: Any, path: Path) -> Config:
     _known_keys(top, ConfigValues, path, "")
     batch = _mapping(top.get("batch") or {}, path, "batch")
     _known_keys(batch, BatchConfig, path, "batch.")
+    elastic = _mapping(top.get("elastic") or {}, path, "elastic")
+    _known_keys(elastic, ElasticConfig, path, "elastic.")
     return Config(
         workflow=_text(top, "workflow", path),
         mapping=_text(top, "mapping", path),
@@ -109,6 +114,7 @@ def parse_config(data: Any, path: Path) -> Config:
             modules=_modules(batch.get("modules"), path),
             scheduler=_scheduler(batch, path),
         ),
+        elastic=_elastic(elastic, path),
         path=path,
     )
 
@@ -143,21 +149,21 @@ def _text(data: dict, key: str, path: Path, prefix: str = "") -> str | None:
     raise UsageError(f"config {path}: {prefix}{key} must be text, not {type(value).__name__}")
 
 
-def _positive_int(data: dict, key: str, path: Path) -> int | None:
+def _positive_int(data: dict, key: str, path: Path, prefix: str = "") -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"config {path}: {key} must be a whole number of at least 1, got {value!r}")
+        raise UsageError(f"config {path}: {prefix}{key} must be a whole number of at least 1, got {value!r}")
     return value
 
 
-def _seconds(data: dict, key: str, path: Path) -> float | None:
+def _seconds(data: dict, key: str, path: Path, prefix: str = "") -> float | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise UsageError(f"config {path}: {key} must be a number of seconds, 0 or more, got {value!r}")
+        raise UsageError(f"config {path}: {prefix}{key} must be a number of seconds, 0 or more, got {value!r}")
     return float(value)
 
 
@@ -169,12 +175,12 @@ def _autoscale(value: Any, path: Path) -> str | dict[str, Any] | None:
     raise UsageError(f"config {path}: autoscale must be a policy name or a mapping with a 'policy' name")
 
 
-def _walltime(batch: dict, path: Path) -> str | None:
+def _walltime(section: dict, path: Path, prefix: str = "batch.") -> str | None:
     """YAML 1.1 reads an unquoted `1:00:00` as the integer 3600 (base 60): turn it back."""
-    value = batch.get("walltime")
+    value = section.get("walltime")
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return f"{value // 3600:02d}:{value // 60 % 60:02d}:{value % 60:02d}"
-    return _text(batch, "walltime", path, "batch.")
+    return _text(section, "walltime", path, prefix)
 
 
 def _scheduler(batch: dict, path: Path) -> str | None:
@@ -192,3 +198,18 @@ def _modules(value: Any, path: Path) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(m, str) for m in value):
         return tuple(value)
     raise UsageError(f"config {path}: batch.modules must be a module name or a list of them")
+
+
+def _elastic(elastic: dict, path: Path) -> dict[str, Any]:
+    """The `elastic:` keys given, checked: whole numbers of at least 1, seconds, walltime."""
+    values: dict[str, Any] = {"walltime": _walltime(elastic, path, "elastic.")}
+    for key in ("max_jobs", "cpus_per_job", "max_failures"):
+        values[key] = _positive_int(elastic, key, path, "elastic.")
+    for key in ("min_backlog_s", "idle_s"):
+        values[key] = _seconds(elastic, key, path, "elastic.")
+    values = {k: v for k, v in values.items() if v is not None}
+    try:
+        ElasticConfig(**values)
+    except ValueError as exc:
+        raise UsageError(f"config {path}: {exc}") from None
+    return values

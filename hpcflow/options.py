@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .autoscale import parse_spec
+from .autoscale.elastic import ElasticConfig
 from .errors import UsageError
 from .invoke import ErrorPolicy
 
@@ -38,6 +39,8 @@ class Options:
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
+    elastic: Any = None  # *_redis: worker jobs of its own, an ElasticConfig or {max_jobs: 4, ...}
+    batch: Any = None  # the BatchConfig (partition, account, ...) of those worker jobs
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:
@@ -59,6 +62,8 @@ class Options:
             parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
         if not isinstance(opts.help_pool, bool):
             raise UsageError(f"run option help_pool must be true or false, got {opts.help_pool!r}")
+        if opts.elastic is not None:
+            opts.elastic = elastic_config(opts.elastic, opts.key_file)
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
         if opts.stall_timeout < 0:
@@ -78,3 +83,18 @@ class Options:
     @property
     def resolved_start_method(self) -> str:
         return self.start_method or ("fork" if os.name == "posix" else "spawn")
+
+
+def elastic_config(value: Any, key_file: str | None) -> ElasticConfig:
+    """The `elastic` option as an ElasticConfig; it needs the run directory that
+    `hpcflow run` gives a Redis run (worker jobs find the run's key and server there)."""
+    if key_file is None:
+        raise UsageError("elastic needs a run directory for its worker jobs: use `hpcflow run --elastic`")
+    if isinstance(value, ElasticConfig):
+        return value
+    if not isinstance(value, dict):
+        raise UsageError(f"run option elastic must be a mapping of elastic settings, got {value!r}")
+    try:
+        return ElasticConfig(**value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"run option elastic: {exc}") from None

@@ -40,7 +40,7 @@ ENVIRONMENT = {  # setting -> variable; batch settings are "batch.<field>"
     "batch.scheduler": "HPCFLOW_SCHEDULER",
 }
 
-TOP_LEVEL = tuple(f.name for f in fields(ConfigValues) if f.name not in ("params", "batch"))  # a value each
+TOP_LEVEL = tuple(f.name for f in fields(ConfigValues) if f.name not in ("params", "batch", "elastic"))  # a value each
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class Settings(ConfigValues):
     def to_dict(self) -> dict[str, Any]:
         """For the metrics: what was set, and where from (batch only where set)."""
         batch = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.batch).items() if v or v == 0}
-        d = {f.name: getattr(self, f.name) for f in fields(ConfigValues) if f.name != "batch"}
-        return {**d, **({"batch": batch} if batch else {}), "sources": dict(self.sources)}
+        d = {f.name: getattr(self, f.name) for f in fields(ConfigValues) if f.name not in ("batch", "elastic")}
+        elastic = {"elastic": dict(self.elastic)} if self.elastic else {}
+        return {**d, **({"batch": batch} if batch else {}), **elastic, "sources": dict(self.sources)}
 
 
 def resolve(
@@ -93,10 +94,12 @@ def resolve(
             params.update(layer_params)
             sources["params"] = source if "params" not in sources else f"{sources['params']} + {source}"
     batch = BatchConfig(**{k.removeprefix("batch."): v for k, v in values.items() if k.startswith("batch.")})
+    elastic = {k.removeprefix("elastic."): v for k, v in values.items() if k.startswith("elastic.")}
     return Settings(
         **{k: values.get(k) for k in TOP_LEVEL},
         params=params,
         batch=batch,
+        elastic=elastic,
         sources=sources,
         files=tuple(str(c.path) for c in configs),
     )
@@ -116,6 +119,7 @@ def _config_values(config: Config) -> dict[str, Any]:
         value = getattr(config.batch, f.name)
         if value not in (None, ()):
             values[f"batch.{f.name}"] = value
+    values.update({f"elastic.{k}": v for k, v in config.elastic.items()})
     return values
 
 

@@ -4,6 +4,7 @@ the queue queries unit-tested, the whole path on the local SLURM (scripts/local-
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -28,11 +29,15 @@ def test_a_job_is_listed_while_the_scheduler_shows_it():
     table = "Job id  Name  User  Time Use S Queue\n------\n77.pbs01  hpcflow  me  00:00:01 R workq\n"
     assert job_listed("pbs", "77.pbs01", run=answer(table))
     assert not job_listed("pbs", "77.pbs01", run=answer(table.replace(" R ", " F ")))
+    assert not job_listed("pbs", "77.pbs01", run=answer(table.replace(" R ", " C ")))  # Torque: completed
     assert not job_listed("pbs", "77.pbs01", run=answer("", returncode=153))
 
 
 def test_a_job_that_left_no_metrics_says_why(tmp_path):
     assert job_error(tmp_path) == "the job ended without metrics.json or job.out"
+    (tmp_path / "metrics.json").write_text("{}")
+    assert job_error(tmp_path) is None  # its output went elsewhere (the Torque wrapper ignores -o)
+    (tmp_path / "metrics.json").unlink()
     (tmp_path / "job.out").write_text("hpcflow: error: unknown mapping 'warp'\n")
     assert job_error(tmp_path) == "unknown mapping 'warp'"
     (tmp_path / "job.out").write_text("runs/x\n")
@@ -81,3 +86,20 @@ def test_submit_runs_each_cell_as_a_job_and_gathers_the_results(slurm, tmp_path,
     again = [json.loads(line) for line in runs.read_text().splitlines()]
     assert sorted(r["mapping"] for r in again) == ["dyn_multi", "multi", "simple"]
     assert {r["mapping"]: submitted_job(tmp_path / r["run_dir"]) for r in again[1:]} == job_ids
+
+
+def test_submit_with_pbs_through_the_torque_wrapper_gathers_the_results(slurm, tmp_path, monkeypatch):
+    """qsub/qstat of Debian's slurm-wlm-torque in front of the local SLURM; its qstat
+    shows a finished job as C for a while, which must not count as still queued."""
+    require(shutil.which("qsub") is not None, "qsub (apt-get install slurm-wlm-torque)")
+    monkeypatch.chdir(tmp_path)
+    sweep = SWEEP.replace("mappings: [simple, dyn_multi, multi]", "mappings: [simple, dyn_multi]")
+    sweep = sweep.replace('batch: {walltime: "00:05:00"}', 'batch: {walltime: "00:05:00", scheduler: pbs}')
+    (tmp_path / "pbs.yaml").write_text(sweep.replace("name: batch", "name: pbs"))
+    rows = SweepRun(load_sweep("pbs.yaml"), submit=True, poll_s=0.5, quiet=True).run().rows
+    assert sorted((r["mapping"], r["status"]) for r in rows) == [("dyn_multi", "ok"), ("simple", "ok")]
+    for row in rows:
+        run_dir = tmp_path / row["run_dir"]
+        assert (run_dir / "job.pbs").is_file() and submitted_job(run_dir)[0] == "pbs"
+        assert row["items"]["Source"] == 5
+    assert (tmp_path / "results" / "pbs" / "summary.md").is_file()

@@ -61,6 +61,12 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
     is_flag=True,
     help="simple: do not check that items could be pickled (as every parallel mapping must).",
 )
+@click.option(
+    "--elastic",
+    is_flag=True,
+    help="*_redis: submit worker jobs while the backlog outgrows the workers, cancel them when idle "
+    "(settings: elastic: in the config).",
+)
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
@@ -75,6 +81,7 @@ def run_cmd(
     start_method,
     oversubscribe,
     no_pickle_check,
+    elastic,
     config_file,
     quiet,
 ):
@@ -98,6 +105,10 @@ def run_cmd(
     workflow, mapping, cpus, params = settings.workflow, settings.mapping, settings.cpus, settings.params
     feed = parse_inputs(inputs)
     spec = get_mapping(mapping)
+    if elastic and spec.transport != REDIS:
+        raise UsageError(
+            f"--elastic needs a *_redis mapping (such as dyn_redis), whose workers can join from jobs; not {mapping}"
+        )
     check_cpus(cpus, mapping, oversubscribe, detect_allocation(), source=settings.sources.get("cpus"))
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
@@ -117,6 +128,8 @@ def run_cmd(
             from ..transports.redis.keys import run_id_of
 
             options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
+            if elastic:
+                options.update(elastic=dict(settings.elastic), batch=settings.batch)
         if start_method:
             options["start_method"] = start_method
         if no_pickle_check:

@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
+from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
@@ -126,6 +127,7 @@ class Stats:
     resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
+    elastic: dict | None = None  # the metrics of the run's own worker jobs
 
 
 class Coordinator:
@@ -162,6 +164,7 @@ class Coordinator:
         self.started_at: float | None = None  # when every first worker was ready
         self.last_report = 0.0  # when the last task report arrived
         self.last_progress = 0.0  # ... or a worker became ready: what the stall watchdog watches
+        self.elastic = None  # the run's own worker jobs (`--elastic`), from run() on
 
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
@@ -180,6 +183,8 @@ class Coordinator:
         w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True)
         w.activate(time.perf_counter())
         self.workers[wid] = w
+        for pe in self.pool_pes:  # the backlog bound grows with the pool
+            self.capacity[pe] += 1
         if self.scaler is not None:
             self.scaler.max_workers += 1
 
@@ -316,6 +321,9 @@ class Coordinator:
 
     def on_exit(self, w: Worker, why: str) -> None:
         w.deactivate(time.perf_counter())
+        if w.joined:
+            for pe in self.pool_pes:
+                self.capacity[pe] -= 1
         expected = w.state == STOPPING or self.failure is not None
         starting = w.state == STARTING
         w.state = EXITED_STATE
@@ -438,6 +446,7 @@ class Coordinator:
         handlers = self._install_signal_handlers()
         try:
             self.broker.open()
+            self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
@@ -451,8 +460,12 @@ class Coordinator:
             self.failure = self.transport_lost(exc)
         finally:
             try:
+                if self.elastic is not None:
+                    self.elastic.halt()
                 self.shutdown()
             finally:
+                if self.elastic is not None:
+                    self.stats.elastic = self.elastic.close()
                 self.broker.close()
                 self._restore_signal_handlers(handlers)
         end = time.perf_counter()
@@ -512,6 +525,9 @@ class Coordinator:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
         self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
         progress.on_sample(self, now)  # the live display and status.json read what is recorded here
+        if self.elastic is not None:
+            pool = self.pool_workers()
+            self.elastic.observe(self.observe(now, pool), len(pool), sum(1 for w in pool if w.joined))
 
     def transport_lost(self, exc: BaseException) -> RunAborted:
         server = self.job.mapping.transport.capitalize()
@@ -582,6 +598,7 @@ class Coordinator:
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
                 **self.autoscale_metrics(),
+                **({"elastic": self.stats.elastic} if self.stats.elastic else {}),
             },
             failure=self.failure if isinstance(self.failure, HpcflowError) else None,
         )

@@ -62,6 +62,9 @@ def submitted_job(run_dir: Path) -> tuple[str, str] | None:
     return scheduler, job_id
 
 
+FINISHED_PBS = ("F", "C")  # PBS Pro's finished (with job history), Torque's completed
+
+
 def job_listed(scheduler: str, job_id: str, run: Runner = subprocess.run) -> bool:
     """Whether the scheduler still lists the job as pending or running."""
     return job_state(scheduler, job_id, run) != NOT_LISTED
@@ -70,7 +73,8 @@ def job_listed(scheduler: str, job_id: str, run: Runner = subprocess.run) -> boo
 def job_state(scheduler: str, job_id: str, run: Runner = subprocess.run) -> str:
     """The scheduler's state of the job (squeue's PENDING, RUNNING..., qstat's Q, R...),
     NOT_LISTED once it is over, UNKNOWN when the scheduler cannot be asked now. A finished
-    job drops out of `squeue`; `qstat` fails on it (or shows F where job history is kept)."""
+    job drops out of `squeue`; `qstat` fails on it, or shows it F (PBS Pro with job history) or C (Torque, and
+    Slurm's Torque wrapper, for a few minutes after the end)."""
     command = ["squeue", "-h", "-o", "%T", "-j", job_id] if scheduler == "slurm" else ["qstat", job_id]
     try:
         done = run(command, capture_output=True, text=True, timeout=QUEUE_TIMEOUT_S)
@@ -81,7 +85,7 @@ def job_state(scheduler: str, job_id: str, run: Runner = subprocess.run) -> str:
     if scheduler == "slurm":
         return done.stdout.strip() or NOT_LISTED
     rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith(job_id.split(".")[0])]
-    states = [row[4] for row in rows if len(row) >= 5 and row[4] != "F"]
+    states = [row[4] for row in rows if len(row) >= 5 and row[4] not in FINISHED_PBS]
     return states[0] if states else NOT_LISTED
 
 
@@ -89,8 +93,8 @@ def job_error(run_dir: Path) -> str | None:
     """Why a finished job left no metrics (or failed): its `hpcflow: error:` line."""
     try:
         text = (run_dir / "job.out").read_text(errors="replace")
-    except OSError:
-        return "the job ended without metrics.json or job.out"
+    except OSError:  # a job whose output went elsewhere (Slurm's Torque wrapper ignores -o)
+        return None if (run_dir / "metrics.json").is_file() else "the job ended without metrics.json or job.out"
     if ERROR_PREFIX not in text and (run_dir / "metrics.json").is_file():
         return None
     return error_line(text) or "the job ended without metrics.json (job.out is empty)"

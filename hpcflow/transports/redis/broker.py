@@ -77,7 +77,9 @@ class RedisBroker(Broker):
     def open(self) -> None:
         url = self.job.options.redis_url or AUTO
         if url == AUTO:
-            self.server = PrivateServer(several_nodes=detect_allocation().nodes > 1)
+            # worker jobs of an elastic run may land on other nodes: bind this node's address too
+            other_nodes = detect_allocation().nodes > 1 or self.job.options.elastic is not None
+            self.server = PrivateServer(several_nodes=other_nodes)
             url = self.server.url
         self.url = url
         connect(url).close()  # a clear UsageError if the server went away since the run was prepared
