@@ -183,6 +183,15 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         f"Busy share: items × mean service time over the run's process time ({process_time:.4g} s). "
         "Mappings without a coordinator (simple, mpi) report no service times.</p>",
     ]
+    elastic = metrics.get("elastic")
+    if elastic:
+        shown = ("jobs_submitted", "jobs_started", "jobs_cancelled", "jobs_failed", "job_process_s", "gave_up")
+        body += [
+            f"<h2>Worker jobs (--elastic, {esc(elastic.get('scheduler', '?'))})</h2>",
+            table(("figure", "value"), [(k.replace("_", " "), elastic.get(k)) for k in shown if k in elastic]),
+            "<p class='note'>Jobs the run submitted while its backlog outgrew its workers, and cancelled when "
+            "they stayed idle or the run ended; job process s: CPUs × seconds the jobs held.</p>",
+        ]
     body.append("<h2>Timeline</h2>")
     timeline = metrics.get("timeline") or []
     active = [(t, a) for t, a, _ in timeline]

@@ -57,6 +57,7 @@ class Snapshot:
     skipped: int = 0  # items skipped under on_error=skip
     last_error: str | None = None
     pes: list[PEProgress] = field(default_factory=list)
+    elastic: dict | None = None  # the run's own worker jobs under --elastic (batch/elastic.py)
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated_at: float = field(default_factory=time.time)
@@ -110,6 +111,13 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
     for p in s.pes:
         done = f"{p.done}/{p.total}" if p.total is not None else str(p.done)
         lines.append(f"  {p.name:<20} {done:>12} done {p.queued:>8} queued {p.rate:>10.1f}/s")
+    if s.elastic:
+        e = s.elastic
+        lines.append(
+            f"  worker jobs ({e.get('scheduler', '?')}): {e.get('jobs_submitted', 0)} submitted, "
+            f"{e.get('pending', 0)} pending, {e.get('running', 0)} running, {e.get('jobs_cancelled', 0)} cancelled, "
+            f"{e.get('jobs_failed', 0)} failed"
+        )
     if s.last_error:
         lines.append(f"  last error: {s.last_error}"[:width])
     return lines
@@ -135,6 +143,7 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
         skipped=len(errors),
         last_error=error_text(errors[-1]) if errors else None,
         pes=[PEProgress(pe, items.get(pe, 0), queued.get(pe, 0), 0.0, totals.get(pe)) for pe in coord.plan.order],
+        elastic=coord.elastic.latest if getattr(coord, "elastic", None) is not None else None,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.api import run as run_workflow
+from hpcflow.progress import read_status
 from hpcflow.workflows import load_workflow
 from tests.conftest import ROOT, require
 from tests.test_slurm_integration import slurm_running
@@ -45,8 +46,9 @@ def launch(tmp_path: Path, run_name: str, items: int, elastic: dict, env: dict |
     )
 
 
-def watch(proc: subprocess.Popen, name: str) -> dict[str, set[str]]:
-    """Every state each of our jobs was seen in while the run went on (squeue once a second)."""
+def watch(proc: subprocess.Popen, name: str, statuses: list | None = None) -> dict[str, set[str]]:
+    """Every state each of our jobs was seen in while the run went on (squeue once a second);
+    with `statuses`, the `elastic` part of the run's status.json at each look is added to it."""
     seen: dict[str, set[str]] = {}
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while proc.poll() is None:
@@ -55,6 +57,10 @@ def watch(proc: subprocess.Popen, name: str) -> dict[str, set[str]]:
             pytest.fail(f"the elastic run did not end in {RUN_TIMEOUT_S} s")
         for job_id, state in our_jobs(name).items():
             seen.setdefault(job_id, set()).add(state)
+        if statuses is not None:
+            snap = read_status(statuses[0])
+            if snap is not None and snap.elastic:
+                statuses.append(snap.elastic)
         try:
             proc.wait(1)
         except subprocess.TimeoutExpired:
@@ -119,11 +125,20 @@ def test_work_that_ends_before_the_jobs_start_cancels_them_pending(slurm, tmp_pa
     run_name = f"elastic-held-{uuid.uuid4().hex[:8]}"
     elastic = {"max_jobs": 2, "cpus_per_job": 2, "min_backlog_s": 1, "idle_s": 60}
     proc = launch(tmp_path, run_name, 30, elastic, held_sbatch(tmp_path))
-    seen = watch(proc, f"hpcflow-worker-{run_name}")
+    run_dir = tmp_path / "runs" / run_name
+    statuses: list = [run_dir]
+    seen = watch(proc, f"hpcflow-worker-{run_name}", statuses)
     assert proc.returncode == 0
     assert seen and all(states == {"PENDING"} for states in seen.values()), seen
     assert_queue_empties(f"hpcflow-worker-{run_name}")
-    metrics = json.loads((tmp_path / "runs" / run_name / "metrics.json").read_text())["elastic"]
+    # while the run went on, status.json showed the jobs pending; the end shows them cancelled
+    assert any(s["pending"] >= 1 and s["running"] == 0 for s in statuses[1:]), statuses[1:]
+    shown = subprocess.run(
+        [sys.executable, "-m", "hpcflow", "status", str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert "worker jobs (slurm):" in shown.stdout and " cancelled" in shown.stdout, shown.stdout
+    assert "Worker jobs (--elastic, slurm)" in (run_dir / "report.html").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())["elastic"]
     assert metrics["jobs_submitted"] == len(metrics["job_ids"]) >= 1
     assert metrics["jobs_cancelled"] == metrics["jobs_submitted"]
     assert metrics["jobs_started"] == 0 and metrics["jobs_failed"] == 0 and metrics["job_process_s"] == 0

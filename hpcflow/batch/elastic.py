@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..autoscale.backlog import BacklogPolicy
-from ..autoscale.elastic import ElasticConfig, ElasticPolicy
+from ..autoscale.elastic import PENDING, RUNNING, ElasticConfig, ElasticPolicy
 from ..autoscale.observation import Observation
 from ..config import BatchConfig
 from ..errors import UsageError
@@ -75,6 +75,7 @@ class ElasticController:
         self.inputs = (0, 0, 0)  # (target, workers, joined) at the last sample
         self.peak_target = 0
         self.errors: list[str] = []
+        self.latest: dict = {}  # the jobs after the last step, for status.json (replaced whole, never changed)
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hpcflow-elastic", daemon=True)
 
@@ -106,6 +107,13 @@ class ElasticController:
             job_id = submit_job(self.make_job(len(self.policy.jobs) + 1), self.scheduler)
             self.policy.submitted(job_id, now)
             log.info("elastic: submitted worker job %s", job_id)
+        states = [job.state for job in self.policy.live().values()]
+        self.latest = {
+            **self.policy.metrics(now),
+            "pending": states.count(PENDING),
+            "running": states.count(RUNNING),
+            "scheduler": self.scheduler.name,
+        }
 
     def halt(self) -> None:
         """The run is ending: decide nothing more (its workers are being stopped)."""

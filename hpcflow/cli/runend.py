@@ -93,6 +93,7 @@ def finish_run(
         elapsed_s=round(m.runtime_s, 3),
         skipped=skipped,
         last_error=m.extra.get("error"),
+        elastic=m.extra.get("elastic"),  # the jobs as the run left them (all cancelled or ended)
     )
     final.pes = [p for p in (monitor.last.pes if monitor.last else [])]
     for p in final.pes:  # the end: every count final, the rate the mean over the run

@@ -41,6 +41,8 @@ def item_key(seed: int, i: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return (x ^ (x >> 31)) % KEYS
+
+
 BETA_MEAN = 2 / 7  # of Beta(2,5): a draw divided by it has mean 1
 LATENCY_DISTS = ("fixed", "beta")
 
