@@ -303,18 +303,24 @@ class Coordinator:
         self.stats.errors.extend(report.errors)
         w.cpu_s = report.cpu_s
         self.last_report = self.last_progress = now = time.perf_counter()
+        # Under the _auto mappings a pinned instance with nothing of its own to run waits like
+        # a parked worker: not active, but for the pool tasks it runs meanwhile. Elsewhere every
+        # process holds its CPU for the whole run, and is counted so (the paper's process time).
+        auto = self.scaler is not None
         if own is not None:
             self.waiting[w.hosts[0]] -= sum(n for pe, n, _ in report.stats if pe == own)
             self.waiting[w.hosts[0]] -= sum(n for _, n in report.dropped)
-            w.active_s += helped
-        if self.scaler is not None:
+            if auto:
+                w.active_s += helped
+        if auto:
             self.rescale(w, now)
-        if own is not None and not self.waiting[w.hosts[0]] and w.finalizing is None:
-            w.deactivate(now)  # a pinned instance is active only while it has something to run
+        if auto and own is not None and not self.waiting[w.hosts[0]] and w.finalizing is None:
+            w.deactivate(now)
         if w.finalizing is not None and not report.done:  # (not a report of pool work it ran before)
             self.term.finalized(*w.finalizing)
             w.finalizing = None
-            w.deactivate(now)
+            if auto:
+                w.deactivate(now)
             if not self.helping:  # a finalized instance has nothing more to do, unless it helps the pool
                 w.state = STOPPING
                 self.broker.send(w.id, (STOP,))
