@@ -54,6 +54,13 @@ def wait_for_items(run_dir: Path, proc: subprocess.Popen, at_least: int = 1) -> 
     pytest.fail(f"the run showed no progress in status.json: {proc.communicate()}")
 
 
+def wait_for_status(run_dir: Path) -> None:
+    """Until the run has written its first status.json (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while read_status(run_dir) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def metrics_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
@@ -85,9 +92,7 @@ def test_status_follows_a_running_run_and_its_end(tmp_path):
 def test_status_of_a_killed_run_says_its_process_is_gone(tmp_path):
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "-m", "simple", "-q")
-    deadline = time.monotonic() + 60
-    while read_status(run_dir) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_status(run_dir)
     proc.kill()
     proc.communicate(timeout=30)
     lines = run_cli("status", str(run_dir)).stdout.splitlines()
@@ -105,9 +110,7 @@ def test_status_of_no_run_directory_is_bad_input(tmp_path):
 def test_ctrl_c_on_simple_stops_at_once_and_still_writes_the_run_directory(tmp_path):
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "-m", "simple", "-q")
-    deadline = time.monotonic() + 60
-    while read_status(run_dir) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_status(run_dir)
     time.sleep(0.5)  # let items flow
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
