@@ -191,9 +191,9 @@ def _died(job: Job, rank: int) -> str:
 
 def _rank0_died(job: Job, channel: Channel) -> NoReturn:
     """Rank 0 is gone. If it said it was leaving, it ended the run on another dead rank
-    (and said so); else nobody can write the results: the first live rank on its node
-    says so. Either way this rank leaves."""
-    if not channel.rank0_leaving and channel.liveness.first_live_on_host_of(0) == channel.rank:
+    (and said so); else nobody can write the results: one live rank on its node says
+    so. Either way this rank leaves."""
+    if not channel.rank0_leaving and channel.liveness.claim_report_of(0):
         print(f"hpcflow: error: {_died(job, 0)}: no results are written", file=sys.stderr, flush=True)
     _leave(1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 
 import psutil
@@ -40,6 +41,7 @@ class Liveness:
     def __init__(self, comm: MPI.Comm, interval: float = LIVENESS_S):
         me = (socket.gethostname(), os.getpid(), _start_time(os.getpid()))
         everyone = comm.allgather(me)
+        self.rank = comm.Get_rank()
         self._peers = {
             rank: (pid, started)
             for rank, (host, pid, started) in enumerate(everyone)
@@ -47,6 +49,7 @@ class Liveness:
         }
         self.hosts = [host for host, _, _ in everyone]
         self.pids = [pid for _, pid, _ in everyone]
+        self._started = [started for _, _, started in everyone]
         self._interval = interval
         self._next = time.monotonic() + interval
         self._dead: set[int] = set()
@@ -65,3 +68,20 @@ class Liveness:
         """The lowest rank on `rank`'s host not known dead (None if none lives)."""
         host = self.hosts[rank]
         return next((r for r, h in enumerate(self.hosts) if h == host and r != rank and r not in self._dead), None)
+
+    def claim_report_of(self, rank: int) -> bool:
+        """Whether this rank is the one, of the live ranks on `rank`'s host, to say that
+        `rank` died. The first to claim it is: a file made with O_EXCL in the node's temp
+        directory, named by the dead process (so unique to this job). Choosing by the
+        ranks' views of who lives races: the rank that said it leaves, and a rank that
+        looks later finds it dead too and would say it again."""
+        if self.hosts[rank] != socket.gethostname():
+            return False
+        name = f"hpcflow-rank-died-{self.pids[rank]}-{int((self._started[rank] or 0) * 1e6)}"
+        try:
+            os.close(os.open(os.path.join(tempfile.gettempdir(), name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        except OSError:  # no writable temp directory: fall back on this rank's view
+            return self.first_live_on_host_of(rank) == self.rank
+        return True
