@@ -93,7 +93,12 @@ class GenericPE:
         return None
 
     def postprocess(self) -> None:
-        """Called once per instance after its last input; may `write()`. Calls `_postprocess()`."""
+        """Called once per instance after its last input; may `write()`. Calls `_postprocess()`.
+
+        Checkpoints keep what `__init__`, `preprocess()` and `process()` leave in the
+        instance's attributes (pickled). A PE whose state does not pickle (an open file,
+        a model) may define `snapshot() -> state` and `restore(state)`; a resumed
+        instance runs `preprocess()` first, then `restore()` (see hpcflow.snapshot)."""
         self._postprocess()
 
     def _postprocess(self) -> None:

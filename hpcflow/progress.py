@@ -59,7 +59,7 @@ class Snapshot:
     pes: list[PEProgress] = field(default_factory=list)
     elastic: dict | None = None  # the run's own worker jobs under --elastic (batch/elastic.py)
     pinned_pids: dict[str, int] = field(default_factory=dict)  # "PE[instance]" -> process id, while running
-    checkpoint: dict | None = None  # the newest checkpoint: generation, written_at
+    checkpoint: dict | None = None  # the newest checkpoint: generation, attempt
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated_at: float = field(default_factory=time.time)
@@ -120,6 +120,9 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
             f"{e.get('pending', 0)} pending, {e.get('running', 0)} running, {e.get('jobs_cancelled', 0)} cancelled, "
             f"{e.get('jobs_failed', 0)} failed"
         )
+    if s.checkpoint:
+        c = s.checkpoint
+        lines.append(f"  checkpoint {c.get('generation')} (attempt {c.get('attempt')}): hpcflow resume goes on from it")
     if s.last_error:
         lines.append(f"  last error: {s.last_error}"[:width])
     return lines
@@ -188,10 +191,11 @@ class Monitor:
         if coord.signalled is not None and not self._told_signal:
             self._told_signal = True
             name = signal.Signals(coord.signalled).name
-            say(
-                f"hpcflow: {name}: sources stopped, in-flight work draining, then metrics are written; "
-                "press Ctrl-C again to abort at once"
-            )
+            if getattr(coord, "checkpointer", None) is not None:
+                doing = "writing a checkpoint (each instance ends its current batch), then the run stops"
+            else:
+                doing = "sources stopped, in-flight work draining, then metrics are written"
+            say(f"hpcflow: {name}: {doing}; press Ctrl-C again to abort at once")
         self.update(snap, now)
 
     def _rates(self, snap: Snapshot, now: float) -> None:

@@ -94,6 +94,11 @@ def finish_run(
         skipped=skipped,
         last_error=m.extra.get("error"),
         elastic=m.extra.get("elastic"),  # the jobs as the run left them (all cancelled or ended)
+        checkpoint=(
+            {"generation": m.extra["checkpoint_generation"], "attempt": m.extra.get("attempts")}
+            if m.extra.get("checkpoint_generation") and status != "ok"
+            else None
+        ),
     )
     final.pes = [p for p in (monitor.last.pes if monitor.last else [])]
     for p in final.pes:  # the end: every count final, the rate the mean over the run

@@ -153,7 +153,7 @@ class Checkpointer:
         """The newest checkpoint, for status.json."""
         if not self.generation:
             return None
-        return {"generation": self.generation, "written_this_attempt": self.written, "attempt": self.attempt}
+        return {"generation": self.generation, "attempt": self.attempt}
 
     def metrics(self) -> dict:
         return {
