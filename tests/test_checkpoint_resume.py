@@ -104,6 +104,13 @@ def runs(mapping, request):
     started.close()
 
 
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A run directory named after the test: the Redis run id comes from the name, and the
+    tests share one server."""
+    return tmp_path / f"run-{tmp_path.name}"
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """`uninterrupted(runs, mapping)`: the outputs of a run of the mapping that nothing
@@ -196,9 +203,8 @@ def assert_exact(run_dir: Path, baseline: Counter) -> None:
 # -- the Must-show cases ---------------------------------------------------------------
 
 
-def test_sigterm_twice_then_resume_equals_the_uninterrupted_run(tmp_path, runs, mapping, uninterrupted):
+def test_sigterm_twice_then_resume_equals_the_uninterrupted_run(run_dir, runs, mapping, uninterrupted):
     rng = random.Random(f"sigterm-twice-{mapping}")
-    run_dir = tmp_path / "run"
     proc = runs.run(run_dir, mapping, "--checkpoint-interval", "1")
     sigterm_at_random(run_dir, proc, rng, latest=3.0)
     first = metrics(run_dir)
@@ -210,9 +216,8 @@ def test_sigterm_twice_then_resume_equals_the_uninterrupted_run(tmp_path, runs, 
     assert m["process_time_s"] > first["process_time_s"]  # totals over the attempts
 
 
-def test_launcher_sigkilled_after_a_checkpoint_resumes_exactly(tmp_path, runs, mapping, uninterrupted):
+def test_launcher_sigkilled_after_a_checkpoint_resumes_exactly(run_dir, runs, mapping, uninterrupted):
     rng = random.Random(f"sigkill-launcher-{mapping}")
-    run_dir = tmp_path / "run"
     proc = runs.run(run_dir, mapping, "--checkpoint-interval", "1")
     wait_until(lambda: generations(run_dir), proc, "checkpoint generation")
     time.sleep(rng.uniform(0.0, 1.0))  # a random moment after it, before the next one or not
@@ -227,9 +232,8 @@ def test_launcher_sigkilled_after_a_checkpoint_resumes_exactly(tmp_path, runs, m
 @pytest.mark.parametrize(
     "mapping,victim", [(m, "Count") for m in MAPPINGS] + [("hybrid_multi", "Total")], indirect=["mapping"]
 )
-def test_a_sigkilled_stateful_instance_is_recovered_exactly(tmp_path, runs, mapping, uninterrupted, victim):
+def test_a_sigkilled_stateful_instance_is_recovered_exactly(run_dir, runs, mapping, uninterrupted, victim):
     rng = random.Random(f"sigkill-instance-{mapping}-{victim}")
-    run_dir = tmp_path / "run"
     proc = runs.run(run_dir, mapping, "--checkpoint-interval", "1")
     wait_until(lambda: generations(run_dir), proc, "checkpoint generation")
     time.sleep(rng.uniform(0.0, 1.0))
@@ -247,8 +251,7 @@ def test_a_sigkilled_stateful_instance_is_recovered_exactly(tmp_path, runs, mapp
     [(m, "truncate a file") for m in MAPPINGS] + [("hybrid_multi", "remove the manifest")],
     indirect=["mapping"],
 )
-def test_a_torn_newest_checkpoint_is_passed_over_for_the_one_before(tmp_path, runs, mapping, uninterrupted, tear):
-    run_dir = tmp_path / "run"
+def test_a_torn_newest_checkpoint_is_passed_over_for_the_one_before(run_dir, runs, mapping, uninterrupted, tear):
     proc = runs.run(run_dir, mapping, "--checkpoint-interval", "1")
     wait_until(lambda: len(generations(run_dir)) >= 2, proc, "second checkpoint generation")
     proc.send_signal(signal.SIGTERM)
@@ -258,7 +261,8 @@ def test_a_torn_newest_checkpoint_is_passed_over_for_the_one_before(tmp_path, ru
     if tear == "remove the manifest":
         (newest / "manifest.json").unlink()
     else:
-        biggest = max((f for f in newest.iterdir() if f.name != "manifest.json"), key=lambda f: f.stat().st_size)
+        files = [f for f in newest.rglob("*") if f.is_file() and f.name != "manifest.json"]
+        biggest = max(files, key=lambda f: f.stat().st_size)
         os.truncate(biggest, biggest.stat().st_size // 2)
     finish(runs.resume(run_dir))
     assert_exact(run_dir, uninterrupted(runs, mapping))
@@ -276,8 +280,7 @@ def one_line_exit_2(proc: subprocess.Popen, *phrases: str) -> None:
 
 
 @pytest.mark.parametrize("mapping", ["multi"], indirect=True)
-def test_a_finished_run_is_not_resumed(tmp_path, runs, mapping):
-    run_dir = tmp_path / "run"
+def test_a_finished_run_is_not_resumed(run_dir, runs, mapping):
     finish(runs.run(run_dir, mapping, "--checkpoint-interval", "1"))
     before = (run_dir / "outputs.jsonl").read_text()
     one_line_exit_2(runs.resume(run_dir), str(run_dir), "is finished; nothing to resume")
@@ -287,12 +290,11 @@ def test_a_finished_run_is_not_resumed(tmp_path, runs, mapping):
 @pytest.mark.parametrize("mapping", ["multi"], indirect=True)
 def test_a_directory_that_is_no_run_is_not_resumed(tmp_path, runs):
     one_line_exit_2(runs.resume(tmp_path), str(tmp_path))
-    one_line_exit_2(runs.resume(tmp_path / "missing"))
+    one_line_exit_2(runs.resume(tmp_path / "missing"), str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("mapping", ["hybrid_multi"], indirect=True)
-def test_a_run_still_going_is_not_resumed(tmp_path, runs, mapping):
-    run_dir = tmp_path / "run"
+def test_a_run_still_going_is_not_resumed(run_dir, runs, mapping):
     proc = runs.run(run_dir, mapping, "--checkpoint-interval", "1")
     wait_until(lambda: running(run_dir, proc), proc, "status.json of the run")
     one_line_exit_2(runs.resume(run_dir), str(run_dir))

@@ -122,7 +122,7 @@ def stop(args: argparse.Namespace, work: Path, at_s: float, reference: Counter, 
     if written_s is None and found:  # it appeared between the last poll and the exit
         written_s = exit_s
     record = {"at_s": at_s, "exit_code": proc.returncode, "written_s": written_s, "exit_s": exit_s}
-    record["bytes"] = sum(f.stat().st_size for f in found[-1].iterdir()) if found else 0
+    record["bytes"] = sum(f.stat().st_size for f in found[-1].rglob("*") if f.is_file()) if found else 0
     resumed = subprocess.run(hpcflow("resume", str(run_dir)), env=environment(), stdout=subprocess.DEVNULL)
     record["resumed_exit"] = resumed.returncode
     record["same_outputs"] = resumed.returncode == 0 and outputs(run_dir) == reference
