@@ -160,5 +160,5 @@ class Checkpointer:
             "checkpoints_written": self.written,
             "checkpoint_generation": self.generation,
             "checkpoint_pause_s": round(self.pause_s, 4),
-            "attempt": self.attempt,
+            "attempts": self.attempt,
         }

@@ -106,6 +106,14 @@ class CheckpointStore:
             return []
         return sorted(int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
 
+    def clear(self) -> None:
+        """A new run in this directory: no generation or output of an earlier one is kept."""
+        for old in self.generations():
+            shutil.rmtree(self.path(old), ignore_errors=True)
+        for tmp in self.root.glob(".tmp-*") if self.root.is_dir() else ():
+            shutil.rmtree(tmp, ignore_errors=True)
+        (self.root / SINKS).unlink(missing_ok=True)
+
     def path(self, generation: int) -> Path:
         return self.root / f"{generation:08d}"
 

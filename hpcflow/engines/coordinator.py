@@ -778,6 +778,8 @@ def execute(job: Job) -> Outcome:
     dying again before a newer checkpoint ends the run, naming it."""
     store = CheckpointStore(job.options.checkpoint_dir) if job.options.checkpoint_dir else None
     restored = store.latest() if store is not None and job.options.resume else None
+    if store is not None and not job.options.resume:
+        store.clear()
     recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it went back to
     lost = Counter()  # time of attempts rolled back, after the checkpoint they went back to
     while True:
