@@ -7,7 +7,7 @@
 The load is the paper's stateful use case, the sentiment workflow (two scorers of
 `--latency` s an article, two group-by HappyState PEs of 4 instances, two global Top3) on
 `hybrid_multi` with `--cpus` processes: about 35 s a run here for 8000 articles, 6 minutes
-in all (`--quick`: 800 articles, 1 repeat, 1 stop; about 20 s in all).
+in all (`--quick`: 800 articles, an interval of 1 s, 1 repeat, 1 stop; about 20 s in all).
 
 - overhead: plain and checkpointed runs alternate, the order swapped each repeat (plain
   ckpt, ckpt plain, ...), so drift on a shared machine falls on both. The ratio is the mean
@@ -106,7 +106,8 @@ def stop(args: argparse.Namespace, work: Path, at_s: float, reference: Counter, 
     """SIGTERM `at_s` s after the run's status.json appears: how long until its
     checkpoint is on disk and until the launcher is gone; then resume it to the end."""
     run_dir = work / f"stop-{n}"
-    proc = subprocess.Popen(run_command(args, run_dir, None), env=environment(), stdout=subprocess.DEVNULL)
+    cmd = run_command(args, run_dir, None)
+    proc = subprocess.Popen(cmd, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not (run_dir / "status.json").exists() and proc.poll() is None:
         time.sleep(POLL_S)
     time.sleep(at_s)  # the moment of the signal, not a wait for something
@@ -175,17 +176,18 @@ def table(args: argparse.Namespace, runs: list[dict], stops: list[dict]) -> tupl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="800 articles, 1 repeat, 1 stop")
+    ap.add_argument("--quick", action="store_true", help="800 articles, --interval 1, 1 repeat, 1 stop")
     ap.add_argument("--articles", type=int, default=None, help="[default: 8000, --quick 800]")
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--cpus", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=None, help="[default: 3, --quick 1]")
-    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--interval", type=float, default=None, help="seconds [default: 5, --quick 1]")
     ap.add_argument("--stops", type=int, default=None, help="SIGTERM runs [default: 3, --quick 1]")
     ap.add_argument("--output", type=Path, default=None, help="write checkpoint.json and checkpoint.md here")
     args = ap.parse_args()
     args.articles = args.articles or (800 if args.quick else 8000)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.interval = args.interval or (1.0 if args.quick else 5.0)
     args.stops = args.stops if args.stops is not None else (1 if args.quick else 3)
     print(f"overhead: sentiment on hybrid_multi, --checkpoint-interval {args.interval} against none")
     with tempfile.TemporaryDirectory(prefix="hpcflow-bench-checkpoint-") as tmp:
