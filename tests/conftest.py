@@ -19,6 +19,7 @@ import pytest
 from hpcflow.transports import find_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
+SESSION_PIDS: set[int] = set()  # servers the session's fixtures keep for every test: no run left them
 
 
 def require(ok: bool, what: str) -> None:
@@ -66,6 +67,7 @@ def redis_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("redis")
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen([*args, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    SESSION_PIDS.add(proc.pid)
     url = f"redis://127.0.0.1:{port}/0"
     import redis
 
@@ -121,8 +123,8 @@ def no_leftover_processes():
 
 def child_processes() -> list[psutil.Process]:
     """The processes this test process started and that are still there (zombies too:
-    a worker not waited for), but multiprocessing's own helpers."""
-    return [p for p in psutil.Process().children(recursive=True) if not _mp_helper(p)]
+    a worker not waited for), but multiprocessing's own helpers and the session's servers."""
+    return [p for p in psutil.Process().children(recursive=True) if not _mp_helper(p) and p.pid not in SESSION_PIDS]
 
 
 def _mp_helper(proc: psutil.Process) -> bool:

@@ -171,7 +171,13 @@ def check_redis(options: Options) -> None:
         return
     r = connect(url)
     try:
-        if options.run_id is not None and r.exists(RunKeys(options.run_id).setup):
-            raise UsageError(f"run id {options.run_id} is in use on the Redis server at {_where(url)}")
+        keys = RunKeys(options.run_id) if options.run_id is not None else None
+        if keys is not None and r.exists(keys.setup):
+            if not options.resume:
+                raise UsageError(f"run id {options.run_id} is in use on the Redis server at {_where(url)}")
+            # `hpcflow resume` holds the run directory's lock: these are the keys of a killed attempt
+            stale = list(r.scan_iter(match=keys.pattern, count=1000))
+            for i in range(0, len(stale), 1000):
+                r.unlink(*stale[i : i + 1000])
     finally:
         r.close()
