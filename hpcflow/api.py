@@ -47,6 +47,10 @@ def prepare(
     graph = graph.flattened()  # no plan or engine sees a composite
     opts = Options.from_kwargs(options)
     spec = get_mapping(mapping)
+    if (opts.checkpoint_dir or opts.resume) and not spec.checkpoints:
+        raise UsageError(
+            f"mapping {mapping} takes no checkpoints; multi and the dyn_*, hybrid_* and *_redis mappings do"
+        )
     if processes is not None and (isinstance(processes, bool) or not isinstance(processes, numbers.Integral)):
         raise UsageError(f"processes must be a whole number of at least 1, got {processes!r}")
     engine = importlib.import_module(spec.engine)

@@ -17,6 +17,11 @@ class MappingSpec:
     autoscale: bool
     summary: str
 
+    @property
+    def checkpoints(self) -> bool:
+        """Whether its runs take checkpoints and resume (the coordinator's mappings)."""
+        return self.engine == _COORD
+
 
 _COORD = "hpcflow.engines.coordinator"  # every transport: the broker is chosen by `transport`
 

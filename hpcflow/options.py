@@ -18,6 +18,7 @@ _TYPED = {  # option: (the types it takes, how to say so), checked before the va
     "max_queued": (int, "a whole number"),
     "max_backlog_s": ((int, float), "a number"),
     "stall_timeout": ((int, float), "a number of seconds"),
+    "checkpoint_interval": ((int, float), "a number of seconds"),
 }
 
 
@@ -41,6 +42,10 @@ class Options:
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
     elastic: Any = None  # *_redis: worker jobs of its own, an ElasticConfig or {max_jobs: 4, ...}
     batch: Any = None  # the BatchConfig (partition, account, ...) of those worker jobs
+    checkpoint_dir: str | None = None  # where checkpoints go (`hpcflow run`: RUN_DIR/checkpoint)
+    checkpoint_interval: float = 0.0  # seconds between checkpoints (0: only on a stop signal)
+    resume: bool = False  # continue from the newest checkpoint in checkpoint_dir (or the start)
+    restore_from: str | None = None  # set by the engine: the checkpoint generation its pinned workers restore
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:
@@ -66,6 +71,14 @@ class Options:
             opts.elastic = elastic_config(opts.elastic, opts.key_file)
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
+        if opts.checkpoint_interval < 0:
+            raise UsageError(
+                f"checkpoint_interval must be 0 (only on a stop signal) or more seconds, got {opts.checkpoint_interval}"
+            )
+        if opts.checkpoint_interval and not opts.checkpoint_dir:
+            raise UsageError("checkpoint_interval needs a checkpoint_dir (`hpcflow run` gives RUN_DIR/checkpoint)")
+        if opts.resume and not opts.checkpoint_dir:
+            raise UsageError("resume needs the checkpoint_dir of the run to continue")
         if opts.stall_timeout < 0:
             raise UsageError(f"stall_timeout must be 0 (off) or more seconds, got {opts.stall_timeout}")
         if opts.metrics_out is not None:  # found out before the run, not after it

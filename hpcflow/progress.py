@@ -58,6 +58,8 @@ class Snapshot:
     last_error: str | None = None
     pes: list[PEProgress] = field(default_factory=list)
     elastic: dict | None = None  # the run's own worker jobs under --elastic (batch/elastic.py)
+    pinned_pids: dict[str, int] = field(default_factory=dict)  # "PE[instance]" -> process id, while running
+    checkpoint: dict | None = None  # the newest checkpoint: generation, written_at
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated_at: float = field(default_factory=time.time)
@@ -144,6 +146,12 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
         last_error=error_text(errors[-1]) if errors else None,
         pes=[PEProgress(pe, items.get(pe, 0), queued.get(pe, 0), 0.0, totals.get(pe)) for pe in coord.plan.order],
         elastic=coord.elastic.latest if getattr(coord, "elastic", None) is not None else None,
+        pinned_pids={
+            f"{w.hosts[0][0]}[{w.hosts[0][1]}]": pid
+            for w in workers
+            if not w.pool and (pid := coord.broker.pid(w.id)) is not None
+        },
+        checkpoint=coord.checkpointer.latest() if getattr(coord, "checkpointer", None) is not None else None,
     )
 
 

@@ -57,10 +57,18 @@ def test_pool_worker_sigkill_loses_and_duplicates_nothing(tmp_path, mapping):
     assert result.metrics.workers_replaced == 1
 
 
-def test_static_instance_loss_ends_run_with_clear_error(tmp_path):
-    graph, inputs = kill_graph(tmp_path / "killed")
-    with pytest.raises(RunAborted, match=r"PE KillOnce\[0\] died \(signal 9\)"):
-        run(graph, inputs, "multi", 4)
+def test_a_killed_static_instance_takes_the_run_back_to_its_start_with_the_exact_result(tmp_path):
+    """multi pins every instance: one that dies takes the run back to its last checkpoint
+    (none here: the start), and the outputs made since are not kept twice."""
+    marker = tmp_path / "killed"
+    graph, inputs = kill_graph(marker)
+    marker.touch()
+    expected = run(graph, inputs, "simple")
+    marker.unlink()
+    result = run(graph, inputs, "multi", 4)
+    assert marker.exists()  # the instance was killed
+    assert sorted(result.output("Add1")) == sorted(expected.output("Add1"))
+    assert result.metrics.extra["recoveries"] == 1
 
 
 @pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi", "dyn_auto_multi", "hybrid_multi"])

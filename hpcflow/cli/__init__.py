@@ -26,6 +26,7 @@ from ..errors import HpcflowError, UsageError
 from ..mpirun import launcher_rank
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
+from .resume import resume_cmd
 from .run import run_cmd
 from .status import status_cmd
 from .submit import submit_cmd
@@ -45,7 +46,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-COMMANDS = (run_cmd, submit_cmd, status_cmd, sweep_cmd, report_cmd, worker_cmd, workflows_cmd, mappings_cmd, info_cmd)
+COMMANDS = (
+    run_cmd,
+    resume_cmd,
+    submit_cmd,
+    status_cmd,
+    sweep_cmd,
+    report_cmd,
+    worker_cmd,
+    workflows_cmd,
+    mappings_cmd,
+    info_cmd,
+)
 for command in COMMANDS:
     if command.short_help is None:  # the first sentence whole: click would cut it at 45 characters
         command.short_help = " ".join(re.split(r"\.\s", command.help or "")[0].split()).rstrip(".") + "."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -26,6 +27,7 @@ from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, run_options, workflow_options
 from .params import check_cpus, parse_inputs
 from .runend import finish_run, last_lines, origins, start_snapshot
+from .runrecord import CHECKPOINT_DIR, CHECKPOINTING, hold_run
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -67,6 +69,14 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
     help="*_redis: submit worker jobs while the backlog outgrows the workers, cancel them when idle "
     "(settings: elastic: in the config).",
 )
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Write a checkpoint to RUN_DIR/checkpoint every SECONDS (one is written on SIGTERM/SIGINT anyway); "
+    "`hpcflow resume RUN_DIR` continues from the newest. multi, dyn_*, hybrid_*, *_redis.",
+)
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
@@ -82,6 +92,7 @@ def run_cmd(
     oversubscribe,
     no_pickle_check,
     elastic,
+    checkpoint_interval,
     config_file,
     quiet,
 ):
@@ -92,6 +103,8 @@ def run_cmd(
     where each came from. The run directory is under ./runs/ unless --run-dir says.
     Exit 0: done; 3: done with items skipped (--on-error skip); 1: failed or stalled;
     130/143: interrupted (Ctrl-C drains; a second Ctrl-C aborts); 2: bad input.
+    On multi and the dyn_*, hybrid_* and *_redis mappings a SIGTERM or Ctrl-C writes
+    a checkpoint instead of draining, and `hpcflow resume RUN_DIR` continues the run.
 
     With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
@@ -130,12 +143,21 @@ def run_cmd(
             options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
             if elastic:
                 options.update(elastic=dict(settings.elastic), batch=settings.batch)
+        if spec.checkpoints:
+            options.update(
+                checkpoint_dir=str(path / CHECKPOINT_DIR),
+                checkpoint_interval=checkpoint_interval or 0.0,
+                resume=bool(ctx.obj.get("resume")),
+            )
+        elif checkpoint_interval:
+            raise UsageError(f"--checkpoint-interval: mapping {mapping} takes no checkpoints; {CHECKPOINTING}")
         if start_method:
             options["start_method"] = start_method
         if no_pickle_check:
             options["check_pickle"] = False
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
 
+    held = None
     try:
         try:  # bad input ends here, before the run is announced, and leaves no run directory
             wf, job = ranks.agree(prepare)
@@ -150,6 +172,7 @@ def run_cmd(
         log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
+        held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None
@@ -181,6 +204,8 @@ def run_cmd(
         if code:
             ctx.exit(code)
     finally:
+        if held is not None:
+            os.close(held)
         _detach(log, handler)
 
 

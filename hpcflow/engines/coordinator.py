@@ -20,12 +20,14 @@ business (transports/): in memory with a pipe per worker (`*_multi`), or Redis s
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .. import progress
@@ -37,6 +39,8 @@ from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..transports import make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
+from .barrier import Checkpointer
+from .checkpoint import CheckpointStore, Cut
 from .delivery import DeliveryLedger
 from .flow import FlowControl
 from .protocol import (
@@ -49,6 +53,7 @@ from .protocol import (
     JOINED,
     OUTPUT,
     READY,
+    STATE,
     STOP,
     Chunk,
     Delivery,
@@ -62,6 +67,8 @@ from .termination import Termination
 
 SAMPLE_S = 0.1  # timeline (and auto-scaler) sampling interval
 STOP_WAIT_S = 10  # how long stopping workers may take to say goodbye before they are killed
+
+log = logging.getLogger("hpcflow")
 
 STARTING, RUNNING, STOPPING, EXITED_STATE = "starting", "running", "stopping", "exited"
 
@@ -130,8 +137,19 @@ class Stats:
     elastic: dict | None = None  # the metrics of the run's own worker jobs
 
 
+class Rollback(RunAborted):
+    """A pinned instance died: the run goes back to its last checkpoint (or its start)."""
+
+    def __init__(self, host: tuple[str, int], why: str):
+        super().__init__(f"the process of PE {host[0]}[{host[1]}] died ({why})")
+        self.host = host
+
+    def __reduce__(self):
+        return (Rollback, (self.host, str(self).rsplit("(", 1)[-1].rstrip(")")))
+
+
 class Coordinator:
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, restored: tuple[Cut, str] | None = None):
         self.job = job
         self.plan = plan = job.plan
         self.graph = job.graph
@@ -165,6 +183,13 @@ class Coordinator:
         self.last_report = 0.0  # when the last task report arrived
         self.last_progress = 0.0  # ... or a worker became ready: what the stall watchdog watches
         self.elastic = None  # the run's own worker jobs (`--elastic`), from run() on
+        self.cpu0 = 0.0
+        self.restored = restored  # (checkpoint, its generation directory) to continue from
+        self.checkpointer: Checkpointer | None = None
+        if job.options.checkpoint_dir:
+            store = CheckpointStore(job.options.checkpoint_dir)
+            previous = restored[0] if restored else None
+            self.checkpointer = Checkpointer(self, store, job.options.checkpoint_interval, previous)
 
     # -- workers -------------------------------------------------------------
     def start_worker(self, pinned: tuple[str, int] | None = None) -> Worker:
@@ -205,12 +230,20 @@ class Coordinator:
     # -- credits -------------------------------------------------------------
     def credit(self, w: Worker, n: int = 1) -> None:
         """Let `w` send `n` more OUTPUTs; after a stop signal a root is told to halt."""
-        halt = self.signalled is not None and not w.pool and w.hosts[0][0] in self.feeds
+        halt = self.signalled is not None and self.checkpointer is None and not w.pool and w.hosts[0][0] in self.feeds
         self.broker.send(w.id, (CREDIT, halt, n))
 
     def release_credits(self) -> None:
         for wid, n in self.flow.releasable(self.drainers):
             w = self.workers.get(wid)
+            if w is not None and w.alive:
+                self.credit(w, n)
+
+    def release_all_credits(self) -> None:
+        """A checkpoint's round: no worker may wait for a credit while others are paused."""
+        for wid in list(self.flow.held):
+            w = self.workers.get(wid)
+            n = self.flow.release(wid)
             if w is not None and w.alive:
                 self.credit(w, n)
 
@@ -228,7 +261,7 @@ class Coordinator:
     def finalize_ready(self) -> None:
         for pe in self.term.ready_to_finalize():
             for host in self.plan.pinned:
-                if host[0] == pe:
+                if host[0] == pe and not self.term.was_finalized(*host):
                     w = self.hosted[host]
                     w.finalizing = host
                     w.activate(time.perf_counter())
@@ -239,6 +272,8 @@ class Coordinator:
         kind = msg[0]
         if kind == JOINED:
             self.join(wid)
+            if self.checkpointer is not None and self.broker.pauses_pool:
+                self.checkpointer.abort()  # it could take work a paused worker left
             return
         w = self.workers.get(wid)
         if w is None or not w.alive:
@@ -252,8 +287,12 @@ class Coordinator:
                 self.started_at = time.perf_counter()
         elif kind == OUTPUT:
             self.on_deliveries(w, msg[1])
-            if self.signalled is not None or not self.flow.hold(w.id, {c.pe for d in msg[1] for c in d.outputs}):
+            pausing = self.checkpointer is not None and self.checkpointer.open
+            dests = {c.pe for d in msg[1] for c in d.outputs}
+            if self.signalled is not None or pausing or not self.flow.hold(w.id, dests):
                 self.credit(w)
+        elif kind == STATE:
+            self.checkpointer.on_state(w.id, msg[1])
         elif kind == DONE:
             self.on_report(w, msg[1])
         elif kind == FAILED:
@@ -333,15 +372,13 @@ class Coordinator:
         expected = w.state == STOPPING or self.failure is not None
         starting = w.state == STARTING
         w.state = EXITED_STATE
+        if self.checkpointer is not None:
+            self.checkpointer.on_exit(w.id, expected)
         if expected:
             return
         self.flow.release(w.id)
-        if not w.pool:
-            pe, inst = w.hosts[0]
-            self.failure = RunAborted(
-                f"the process of PE {pe}[{inst}] died ({why}); a pinned instance's state cannot be "
-                "recovered, so the run stops"
-            )
+        if not w.pool:  # its state is lost: the run goes back to its last checkpoint (execute())
+            self.failure = Rollback(w.hosts[0], why)
             return
         if starting:  # died in preprocess(): a replacement would most likely die the same way
             self.start_deaths += 1
@@ -447,7 +484,7 @@ class Coordinator:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Outcome:
-        cpu0 = cpu_seconds()
+        self.cpu0 = cpu0 = cpu_seconds()
         self.t0 = time.perf_counter()
         handlers = self._install_signal_handlers()
         try:
@@ -457,6 +494,10 @@ class Coordinator:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
                 self.start_worker()
+            if self.restored is not None:
+                self.restore(self.restored[0])
+            if self.checkpointer is not None:
+                self.checkpointer.start_clock(time.perf_counter())
             if self.scaler is not None:
                 now = time.perf_counter()
                 for w in self.pool_workers()[self.scaler.initial() :]:
@@ -487,14 +528,19 @@ class Coordinator:
         while self.failure is None:
             if self.signalled is not None and not stopping_sources:
                 stopping_sources = True
-                self.stop_sources()
-                for w in self.workers.values():  # a root waiting for a credit is told to halt now
-                    if w.id in self.flow.held and not w.pool and w.hosts[0][0] in self.feeds:
-                        self.credit(w, self.flow.release(w.id))
+                if self.checkpointer is not None:  # a checkpoint, then the run stops
+                    self.checkpointer.stop()
+                else:
+                    self.stop_sources()
+                    for w in self.workers.values():  # a root waiting for a credit is told to halt now
+                        if w.id in self.flow.held and not w.pool and w.hosts[0][0] in self.feeds:
+                            self.credit(w, self.flow.release(w.id))
             self.finalize_ready()
             if self.term.all_done:
                 break
             now = time.perf_counter()
+            if self.checkpointer is not None and self.checkpointer.due(now):
+                self.checkpointer.begin()
             if self.scaler is not None and now >= next_scale:
                 self.autoscale(now)
                 next_scale = now + interval
@@ -513,6 +559,70 @@ class Coordinator:
             self.failure = RunAborted(
                 f"stopped by {name}: sources stopped, in-flight work drained", exit_code=128 + self.signalled
             )
+
+    # -- checkpoints (engines/barrier.py, engines/checkpoint.py) ---------------
+    def pausable(self, everyone: bool) -> list[Worker]:
+        """The workers a checkpoint's round pauses: the pinned ones, or all (`everyone`)."""
+        return [w for w in self.workers.values() if w.alive and w.state != STOPPING and (everyone or not w.pool)]
+
+    def capture(self, now: float) -> Cut:
+        """What the coordinator holds now, every pinned instance paused: a consistent cut."""
+        before = self.checkpointer.before
+        workers = self.workers.values()
+        active = sum(w.active_s + (now - w.active_since if w.active_since is not None else 0.0) for w in workers)
+        cpu = sum(w.cpu_s for w in workers) + cpu_seconds() - self.cpu0 + self.broker.cpu_s()
+        return Cut(
+            feeds={root: feed.sent for root, feed in self.feeds.items()},
+            pending=self.broker.pending(self.ledger.delivered),
+            finalized=self.term.finalized_instances(),
+            items=dict(self.stats.items),
+            errors=list(self.stats.errors),
+            service=self.service_times.snapshot(),
+            totals={
+                "runtime_s": before.get("runtime_s", 0.0) + now - self.t0,
+                "process_time_s": before.get("process_time_s", 0.0) + active,
+                "cpu_time_s": before.get("cpu_time_s", 0.0) + cpu,
+            },
+            instances=dict(self.plan.instances),
+            pinned=list(self.plan.pinned),
+            replays_resumed=self.stats.resumed,
+        )
+
+    def restore(self, cut: Cut) -> None:
+        """Continue from a checkpoint: the roots' positions, the tasks not done (queued
+        again, each resuming after its delivered writes), the counts and the outputs.
+        The pinned instances restore their own states (checkpoint.restore_instance)."""
+        for root, sent in cut.feeds.items():
+            self.feeds[root].sent = sent
+        pending: Counter[str] = Counter({root: feed.remaining for root, feed in self.feeds.items()})
+        for c in cut.pending:
+            pending[c.pe] += c.count
+        self.term.restore(pending, cut.finalized)
+        for pe, seconds in cut.service.items():
+            self.service_times.record(pe, seconds)
+            self.broker.publish_service(pe, seconds)
+        for c in cut.pending:
+            if c.resume:
+                self.ledger.marks[c.id] = c.resume
+            self.broker.submit(c)
+            if c.instance is not None:
+                self.expect((c.pe, c.instance), c.count)
+            if c.pe in self.feeds:
+                self.feeds[c.pe].in_flight = True
+        self.stats.items.update(cut.items)
+        self.stats.errors.extend(cut.errors)
+        self.stats.resumed = cut.replays_resumed
+        self.stats.sinks = self.checkpointer.store.sinks(cut.sinks_bytes)
+        self.checkpointer.sinks_saved = len(self.stats.sinks)
+
+    def stopped_with_checkpoint(self, generation: int) -> None:
+        """A stop signal's checkpoint is written: the run ends now, without postprocess()."""
+        name = signal.Signals(self.signalled).name
+        run_dir = Path(self.options.checkpoint_dir).parent
+        self.failure = RunAborted(
+            f"stopped by {name}: checkpoint {generation} written; continue with: hpcflow resume {run_dir}",
+            exit_code=128 + self.signalled,
+        )
 
     def check_stall(self, now: float) -> None:
         """The watchdog: a run in which nothing has finished for `stall_timeout` seconds
@@ -584,12 +694,16 @@ class Coordinator:
             for item in loads(blob):
                 add_output(outputs, pe, port, item)
         workers = list(self.workers.values())
+        before = self.checkpointer.before if self.checkpointer is not None else {}
         return Outcome(
             outputs=outputs,
             items=dict(self.stats.items),
-            runtime_s=runtime,
-            process_time_s=sum(w.active_s for w in workers),
-            cpu_time_s=sum(w.cpu_s for w in workers) + coordinator_cpu + self.broker.cpu_s(),
+            runtime_s=runtime + before.get("runtime_s", 0.0),
+            process_time_s=sum(w.active_s for w in workers) + before.get("process_time_s", 0.0),
+            cpu_time_s=sum(w.cpu_s for w in workers)
+            + coordinator_cpu
+            + self.broker.cpu_s()
+            + before.get("cpu_time_s", 0.0),
             timeline=self.stats.timeline,
             errors=self.stats.errors,
             extra={
@@ -604,6 +718,7 @@ class Coordinator:
                 "startup_s": round(self.stats.startup_s, 4),
                 "tail_s": round(self.stats.tail_s, 4),
                 **self.autoscale_metrics(),
+                **(self.checkpointer.metrics() if self.checkpointer is not None else {}),
                 **({"elastic": self.stats.elastic} if self.stats.elastic else {}),
             },
             failure=self.failure if isinstance(self.failure, HpcflowError) else None,
@@ -657,4 +772,50 @@ def check(job: Job) -> None:
 
 
 def execute(job: Job) -> Outcome:
-    return Coordinator(job).run()
+    """Run the job. A pinned instance that dies takes the whole run back to its last
+    checkpoint (or its start) in this process, as Flink does: every task since is run
+    again, the outputs since are dropped, so the result is exact. The same instance
+    dying again before a newer checkpoint ends the run, naming it."""
+    store = CheckpointStore(job.options.checkpoint_dir) if job.options.checkpoint_dir else None
+    restored = store.latest() if store is not None and job.options.resume else None
+    if store is not None and not job.options.resume:
+        store.clear()
+    recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it went back to
+    lost = Counter()  # time of attempts rolled back, after the checkpoint they went back to
+    while True:
+        _continue_from(job, restored)
+        outcome = Coordinator(job, restored).run()
+        died = outcome.failure
+        if not isinstance(died, Rollback):
+            break
+        restored = store.latest() if store is not None else None
+        generation = restored[0].generation if restored else 0
+        if recovered.get(died.host) == generation:
+            since = f"checkpoint {generation}" if generation else "the start"
+            outcome.failure = RunAborted(
+                f"{died}; it had been restarted from {since} and died again before a newer checkpoint, so the run stops"
+            )
+            break
+        recovered[died.host] = generation
+        log.warning("%s: the run goes back to %s", died, f"checkpoint {generation}" if generation else "its start")
+        for key in ("runtime_s", "process_time_s", "cpu_time_s"):
+            lost[key] += getattr(outcome, key) - (restored[0].totals.get(key, 0.0) if restored else 0.0)
+    for key, seconds in lost.items():
+        setattr(outcome, key, getattr(outcome, key) + seconds)
+    if recovered:
+        outcome.extra["recoveries"] = len(recovered)
+    return outcome
+
+
+def _continue_from(job: Job, restored: tuple[Cut, Path] | None) -> None:
+    """Point the pinned workers at the states to restore, and keep the checkpoint's
+    pinned instances (each holds its own keys' state); the pool may have a new size."""
+    job.options.restore_from = str(restored[1]) if restored else None
+    if restored is None:
+        return
+    cut, plan = restored[0], job.plan
+    pinned = tuple((pe, i) for pe, i in cut.pinned)
+    if pinned != plan.pinned:
+        pool = max(1, plan.processes - len(pinned)) if plan.pool else 0
+        instances = {**plan.instances, **cut.instances}
+        job.plan = replace(plan, instances=instances, pinned=pinned, pool=pool, processes=len(pinned) + pool)

@@ -28,7 +28,7 @@ from ..graph import WorkflowGraph
 from ..invoke import short_repr
 from ..routing import Router
 from ..transports.base import DISPATCH_TARGET_S, Channel
-from .protocol import CREDIT, DELIVERY_WINDOW, MAX_CHUNK, Chunk, Delivery, chunk_id, chunk_limit, dumps
+from .protocol import CREDIT, DELIVERY_WINDOW, MAX_CHUNK, RESUME, STOP, Chunk, Delivery, chunk_id, chunk_limit, dumps
 
 FLUSH_S = 0.02  # packed outputs wait at most about this long: how far the next stage lags
 FLUSH_BYTES = 1 << 20  # ... or leave once this many bytes are packed: bounds a worker's memory
@@ -129,6 +129,17 @@ class Outbox:
             if msg[0] != CREDIT:
                 return msg
             self._on_message(msg)
+
+    def pause(self) -> None:
+        """Take no work until RESUME (a checkpoint is written meanwhile); what else comes
+        is kept for after it. A STOP ends the pause too."""
+        while True:
+            msg = self.channel.receive(work=False)
+            if msg[0] == RESUME:
+                return
+            self._on_message(msg)
+            if msg[0] == STOP:
+                return
 
     # -- internals ---------------------------------------------------------------
     def _on_message(self, msg: tuple) -> None:

@@ -32,6 +32,8 @@ STOP = "stop"  # (STOP,)
 CREDIT = "credit"  # (CREDIT, halt, n): n more OUTPUTs may leave; halt: a root stops after its current input
 PARK = "park"  # (PARK,): take no work until WAKE (a Redis worker blocks on its control stream)
 WAKE = "wake"  # (WAKE,)
+SNAPSHOT = "snapshot"  # (SNAPSHOT,): at the end of the current batch, send STATE, then take no work until RESUME
+RESUME = "resume"  # (RESUME,): a checkpoint's pause is over
 # worker -> coordinator
 READY = "ready"  # (READY, cpu_s)
 DONE = "done"  # (DONE, Report)
@@ -39,6 +41,7 @@ OUTPUT = "output"  # (OUTPUT, [Delivery, ...]): outputs made so far, before the 
 FAILED = "failed"  # (FAILED, PEError, cpu_s)
 BYE = "bye"  # (BYE, cpu_s)
 JOINED = "joined"  # (JOINED, group, host, pid): a worker started by `hpcflow worker`, maybe on another node
+STATE = "state"  # (STATE, blob | None): a pinned instance's snapshot (None from a pool worker), paused
 REJECTED = "rejected"  # (REJECTED, n): Redis: n forged or unsigned entries the worker dropped
 # broker -> coordinator
 EXITED = "exited"  # (EXITED, why): the worker is gone

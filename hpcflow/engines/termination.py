@@ -66,6 +66,23 @@ class Termination:
         if len(self._finalized[pe]) >= self.finalizers[pe]:
             self._done.add(pe)
 
+    def was_finalized(self, pe: str, instance: int) -> bool:
+        return instance in self._finalized[pe]
+
+    def finalized_instances(self) -> dict[str, list[int]]:
+        """What a checkpoint keeps: the instances that ran postprocess(), by PE."""
+        return {pe: sorted(done) for pe, done in self._finalized.items() if done}
+
+    def restore(self, pending: dict[str, int], finalized: dict[str, list[int]]) -> None:
+        """Continue from a checkpoint: the tasks not done, by PE (every other count is
+        zero), and the instances that had run postprocess(). A PE of which only some
+        instances had finalized is finalized again when ready: the others only."""
+        self.pending = {pe: int(pending.get(pe, 0)) for pe in self.order}
+        for pe, instances in finalized.items():
+            for instance in instances:
+                self.finalized(pe, instance)
+        self._finalizing = set(self._done)
+
     def cancel_pending(self, pe: str, n: int) -> None:
         """Forget `n` tasks of `pe` that will never be given out (sources stopped early)."""
         self.pending[pe] -= n

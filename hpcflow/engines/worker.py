@@ -25,9 +25,11 @@ from ..lifeline import signal_when_parent_dies
 from ..options import Options
 from ..plan import Plan
 from ..routing import Router
+from ..snapshot import take_snapshot
 from ..transports.base import Channel, ChannelClosed, is_pool, pool_pes
+from .checkpoint import restore_instance
 from .outbox import Outbox
-from .protocol import BYE, FAILED, FINALIZE, READY, STOP, WORK, Chunk, Report, chunk_id, loads
+from .protocol import BYE, FAILED, FINALIZE, READY, SNAPSHOT, STATE, STOP, WORK, Chunk, Report, chunk_id, loads
 
 Setup = tuple[WorkflowGraph, Plan, Options]  # what every worker of a run is given
 
@@ -69,9 +71,10 @@ def worker_main(
     roots = set(plan.roots)
     prepared: set[str] = set()
     try:
-        if pinned:  # a pinned instance: ready means preprocessed
+        if pinned:  # a pinned instance: ready means preprocessed (and given its checkpointed state)
             invoker.preprocess(hosts[0][0])
             prepared.add(hosts[0][0])
+            restore_instance(options.restore_from, pes[0])
         channel.send((READY, time.process_time()))
         while True:
             msg = out.receive()
@@ -95,6 +98,10 @@ def worker_main(
                 invoker.postprocess(pe)
                 stats = [(pe, 0, time.perf_counter() - t0)]
                 done = []
+            elif kind == SNAPSHOT:  # a checkpoint: this batch was the last before it
+                channel.send((STATE, take_snapshot(pes[0]) if pinned else None))
+                out.pause()
+                continue
             elif kind == STOP:
                 channel.send((BYE, time.process_time()))
                 return

@@ -10,13 +10,13 @@ beside it in the same directory.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UsageError
+from ..lockfile import try_lock
 
 LOCK_FILE = ".sweep.lock"
 
@@ -25,18 +25,13 @@ LOCK_FILE = ".sweep.lock"
 def output_lock(output: Path) -> Iterator[int]:
     """Hold OUTPUT's lock for the block: the open file's descriptor, for the cells to inherit."""
     output.mkdir(parents=True, exist_ok=True)
-    fd = os.open(output / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd, holder = try_lock(output / LOCK_FILE)
+    if fd is None:
+        raise UsageError(
+            f"another sweep (or a run it started, still ending) is using {output} (pid {holder}); "
+            "wait for it to end, or give another --output"
+        )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise UsageError(
-                f"another sweep (or a run it started, still ending) is using {output} (pid {holder}); "
-                "wait for it to end, or give another --output"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield fd
     finally:
         os.close(fd)

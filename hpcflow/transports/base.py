@@ -76,6 +76,11 @@ class Channel(ABC):
 class Broker(ABC):
     """The coordinator's end of the transport."""
 
+    pauses_pool = False
+    """Whether a checkpoint must pause the pool workers too: true where workers move tasks
+    between queues themselves (Redis), so the coordinator cannot see a running chunk's
+    outputs and its queues at one moment."""
+
     lost: tuple[type[BaseException], ...] = ()
     """Errors that mean the transport itself is gone (a Redis server that died): the run
     stops with a clear error instead of a traceback or a hang."""
@@ -153,6 +158,15 @@ class Broker(ABC):
         """A pool worker died: queue its unfinished chunks again, each with `resume` set
         to `delivered(chunk id)`, the writes of it already delivered. Raises RunAborted
         for a chunk that was running in MAX_REPLAYS workers that died."""
+
+    @abstractmethod
+    def pending(self, delivered: Callable[[int], int]) -> list[Chunk]:
+        """For a checkpoint: every chunk queued or held by a worker and not acknowledged,
+        a held one with `resume` = `delivered(chunk id)`; in queue order per queue."""
+
+    @abstractmethod
+    def pid(self, wid: int) -> int | None:
+        """The process id of a local worker (None for one that joined from elsewhere)."""
 
     @abstractmethod
     def publish_service(self, pe: str, seconds: float) -> None:

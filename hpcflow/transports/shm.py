@@ -252,6 +252,14 @@ class ShmBroker(Broker):
             out[wid] = None if s.lease is not None else (now - s.idle_since if s.ready else 0.0)
         return out
 
+    def pending(self, delivered: Callable[[int], int]) -> list[Chunk]:
+        held = [c._replace(resume=delivered(c.id)) for s in self.slots.values() if not s.gone for c in s.lease or ()]
+        queued = [c for q in (*self.pinned_queues.values(), *self.pool_queues.values()) for c in q]
+        return held + queued
+
+    def pid(self, wid: int) -> int | None:
+        return self.slots[wid].proc.pid
+
     def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
         lost = self.slots[wid].lease or []
         for c in lost:

@@ -50,6 +50,7 @@ log = logging.getLogger("hpcflow.redis")
 
 class RedisBroker(Broker):
     lost = (redis.ConnectionError, redis.TimeoutError)
+    pauses_pool = True  # workers queue their outputs themselves
 
     def __init__(self, job: Job, ctx: Any):
         super().__init__()
@@ -286,6 +287,23 @@ class RedisBroker(Broker):
             name = consumer(wid)
             out[wid] = None if pending.get(name) else idle.get(name, 0) / 1000
         return out
+
+    def pending(self, delivered: Callable[[int], int]) -> list[Chunk]:
+        """Every entry of the work streams: with every worker paused at the end of a
+        batch, what was taken is acknowledged (and deleted), so what is there is what is
+        not done, each with the `resume` it was queued with."""
+        streams = [s for s, _ in self.pool_work] + [self.keys.pinned(*h) for h in self.job.plan.pinned]
+        chunks = []
+        for stream in streams:
+            for _, fields in self.r.xrange(stream):
+                ok, entry = self.signer.unpack(stream, fields)
+                if ok:
+                    chunks.append(Chunk(*entry[:-1]))
+        return chunks
+
+    def pid(self, wid: int) -> int | None:
+        proc = self.procs.get(wid)
+        return proc.pid if proc is not None else None
 
     def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
         """Put a dead pool worker's pending entries back at the end of their streams, each
