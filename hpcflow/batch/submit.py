@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import BatchConfig
 from ..errors import UsageError
+from ..mappings import MAPPINGS, get_mapping
 from ..mpirun import require_mpiexec
 from ..runcommand import run_command
 from ..rundir import safe_name
@@ -23,7 +24,6 @@ from .jobspec import JobSpec
 from .schedulers import Scheduler
 
 DEFAULT_MAX_ATTEMPTS = 10  # jobs an --until-done run may take in all: a run that never ends stops somewhere
-NOT_CHECKPOINTED = ("simple", "mpi")  # the mappings that stop on SIGTERM without a checkpoint
 
 
 def is_redis_mapping(mapping: str) -> bool:
@@ -52,10 +52,9 @@ def make_job(
 ) -> JobSpec:
     """The job that runs `workflow` on `mapping` with `cpus` CPUs over `nodes` nodes; with
     `until_done`, in as many as `max_attempts` jobs, each one resuming where the last stopped."""
-    if until_done and mapping in NOT_CHECKPOINTED:
-        raise UsageError(
-            f"--until-done needs a mapping that checkpoints on SIGTERM, not {mapping}: multi, dyn_*, hybrid_*"
-        )
+    if until_done and not get_mapping(mapping).checkpoints:
+        those = ", ".join(name for name, spec in MAPPINGS.items() if spec.checkpoints)
+        raise UsageError(f"--until-done needs a mapping that checkpoints on SIGTERM ({those}), not {mapping}")
     if nodes > 1 and not is_redis_mapping(mapping):
         raise UsageError(f"--nodes {nodes} needs a *_redis mapping (such as dyn_redis): {mapping} runs on one node")
     if nodes > 1 and not redis_url:
@@ -65,9 +64,7 @@ def make_job(
     options = {"autoscale": autoscale, "redis_url": redis_url, "stall_timeout": stall_timeout}
     options["checkpoint_interval"] = checkpoint_interval
     launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
-    resume = (python, "-m", "hpcflow", "resume", str(run_dir)) if until_done else ()
-    if resume and checkpoint_interval is not None:
-        resume += ("--checkpoint-interval", str(checkpoint_interval))
+    resume = (python, "-m", "hpcflow", "resume", str(run_dir)) if until_done else ()  # with the run's settings
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
