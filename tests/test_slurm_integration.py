@@ -144,7 +144,7 @@ def test_the_walltime_warning_signal_drains_the_run_and_keeps_its_results(slurm,
     assert metrics["error"] == "stopped by SIGTERM: sources stopped, in-flight work drained"
 
 
-@pytest.mark.parametrize("script", ["galaxy_64.sh", "seismic_32.sh", "sentiment_16.sh"])
+@pytest.mark.parametrize("script", ["galaxy_64.sh", "seismic_32.sh", "sentiment_16.sh", "sentiment_until_done.sh"])
 def test_jobscripts_are_accepted_by_sbatch(slurm, script):
     done = subprocess.run(
         ["sbatch", "--test-only", str(ROOT / "jobscripts" / script)], capture_output=True, text=True, timeout=60

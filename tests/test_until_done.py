@@ -1,4 +1,5 @@
-"""`hpcflow submit --until-done`: the job script's attempt logic, for SLURM and PBS.
+"""`hpcflow submit --until-done`: the job script's attempt logic, for SLURM and PBS; and
+the hand-written jobscripts/sentiment_until_done.sh, which requeues itself instead.
 
 The rendered scripts run here under bash with stand-ins on PATH: a launcher that exits
 with the code a test asks for (or on SIGTERM, as hpcflow does after its checkpoint) and
@@ -18,13 +19,11 @@ from hpcflow.batch.templates import WARNING_S, render_pbs, render_slurm, warning
 from hpcflow.batch.untildone import ATTEMPT_FILE
 from hpcflow.config import BatchConfig
 from hpcflow.errors import UsageError
+from tests.conftest import ROOT
 
 RENDER = {"slurm": render_slurm, "pbs": render_pbs}
 SUBMIT = {"slurm": "sbatch", "pbs": "qsub"}
-STAND_INS = {
-    # the launcher (`python -m hpcflow run|resume ...`): says how it was called, then exits
-    # with $FAKE_EXIT, or waits for SIGTERM and exits 143 as hpcflow does after a checkpoint
-    "python": """echo "$*" >>"$FAKE_LOG/launched"
+LAUNCHER = """echo "$*" >>"$FAKE_LOG/launched"
 if [ -n "$FAKE_WAIT_TERM" ]; then
     trap 'kill "$sleeper"; echo SIGTERM >>"$FAKE_LOG/launched"; exit 143' TERM
     touch "$FAKE_LOG/started"
@@ -33,10 +32,17 @@ if [ -n "$FAKE_WAIT_TERM" ]; then
     wait
 fi
 exit "${FAKE_EXIT:-0}"
-""",
+"""
+STAND_INS = {
+    # the launcher (`python -m hpcflow run|resume ...`): says how it was called, then exits
+    # with $FAKE_EXIT, or waits for SIGTERM and exits 143 as hpcflow does after a checkpoint
+    "python": LAUNCHER,
+    "hpcflow": LAUNCHER,
     "sbatch": 'echo "$*" >>"$FAKE_LOG/submitted"; echo "4242;cluster"\n',
     "qsub": 'echo "$*" >>"$FAKE_LOG/submitted"; echo 4242.pbs1\n',
-    "scontrol": 'echo "JobId=$4 JobName=x JobState=${FAKE_STATE:-RUNNING} Reason=None"\n',
+    "scontrol": """if [ "$1" = requeue ]; then echo "$*" >>"$FAKE_LOG/submitted"; exit; fi
+echo "JobId=$4 JobName=x JobState=${FAKE_STATE:-RUNNING} Reason=None"
+""",
 }
 
 
@@ -209,3 +215,26 @@ def test_the_schedulers_sigterm_reaches_the_launcher_in_the_background(tmp_path,
     assert proc.returncode == 143, out
     assert logged(fakes, "launched")[-1] == "SIGTERM"
     assert len(logged(fakes, "submitted")) == 1
+
+
+# -- the hand-written job script -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "restarts, launched, exit_code, requeued",
+    [(None, "run", 143, True), ("3", "resume", 143, True), ("9", "resume", 143, False), ("2", "resume", 0, False)],
+)
+def test_the_jobscript_runs_then_resumes_and_requeues_itself_up_to_its_cap(
+    tmp_path, fakes, restarts, launched, exit_code, requeued
+):
+    run_dir = tmp_path / "runs" / "sentiment-until-done-77"
+    if launched == "resume":
+        (run_dir / "checkpoint").mkdir(parents=True)
+        (run_dir / "checkpoint" / "run.json").write_text("{}")
+    env = {**os.environ, "PATH": f"{fakes[0]}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(fakes[1])}
+    env.update(SLURM_JOB_ID="77", FAKE_EXIT=str(exit_code), **({"SLURM_RESTART_COUNT": restarts} if restarts else {}))
+    script = ROOT / "jobscripts" / "sentiment_until_done.sh"
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == exit_code, done.stdout + done.stderr
+    assert [line.split()[0] for line in logged(fakes, "launched")] == [launched]
+    assert logged(fakes, "submitted") == (["requeue 77"] if requeued else [])
