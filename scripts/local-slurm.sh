@@ -5,7 +5,9 @@
 # The node declares HPCFLOW_SLURM_CPUS CPUs (64 by default) whatever the hardware has
 # (SlurmdParameters=config_overrides), so the 64-CPU job scripts are accepted on a small
 # machine; jobs then run oversubscribed, which is fine for correctness tests. No cgroups
-# (proctrack/linuxproc, task/none) and no accounting, so it also runs inside containers.
+# (proctrack/linuxproc, task/none), so it also runs inside containers. Accounting goes to
+# slurmdbd over a local MariaDB (root through its unix socket), so `sacct` answers: the
+# --until-done test reads each attempt of a job from it.
 # Jobs run as the submitting user (root here) with the submitting environment
 # (sbatch's default --export=ALL), so an activated virtualenv is what the job uses.
 #
@@ -29,13 +31,16 @@ die() { echo "local-slurm: error: $*" >&2; exit 1; }
 node_state() { sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -n1; }
 usable() { case "$(node_state)" in idle* | mixed* | allocated* | completing*) return 0 ;; *) return 1 ;; esac; }
 
-if command -v sinfo >/dev/null && usable; then
-    say "already running: node $HOST is $(node_state)"
+# slurmctld records jobs in slurmdbd (where sacct reads them): it has registered its host there.
+accounting() { [ -n "$(sacctmgr -n -P show cluster hpcflow-local format=controlhost 2>/dev/null)" ]; }
+
+if command -v sinfo >/dev/null && usable && accounting; then
+    say "already running: node $HOST is $(node_state), with accounting"
     exit 0
 fi
 
 install_packages() {
-    local pkgs=(slurmctld slurmd slurm-client munge)
+    local pkgs=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
     dpkg -s "${pkgs[@]}" >/dev/null 2>&1 && return 0
     say "installing ${pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -68,7 +73,8 @@ SlurmdLogFile=$LOGS/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
 MpiDefault=none
 SelectType=select/cons_tres
 # CPUs only: jobs that ask for no memory do not take the whole node's memory.
@@ -80,6 +86,42 @@ MinJobAge=600
 NodeName=$HOST CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN
 PartitionName=local Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
+    cat >/etc/slurm/slurmdbd.conf <<EOF
+$MARK
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=root
+PidFile=/run/slurmdbd.pid
+LogFile=$LOGS/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=root
+StorageLoc=slurm_acct_db
+EOF
+    chmod 600 /etc/slurm/slurmdbd.conf
+}
+
+# The database behind slurmdbd: MariaDB as Debian installs it (root logs in by its unix socket).
+start_mariadb() {
+    mariadb -e 'SELECT 1' >/dev/null 2>&1 && return 0
+    say "starting mariadbd"
+    mkdir -p /run/mysqld
+    chown mysql:mysql /run/mysqld
+    setsid /usr/sbin/mariadbd --user=mysql >>"$LOGS/mariadbd.stdout" 2>&1 </dev/null &
+    for _ in $(seq 60); do
+        mariadb -e 'SELECT 1' >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    die "mariadbd did not start (see $LOGS/mariadbd.stdout)"
+}
+
+# slurmdbd must answer before slurmctld starts, or slurmctld runs without accounting.
+wait_for_slurmdbd() {
+    for _ in $(seq 60); do
+        sacctmgr -n show cluster >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    die "slurmdbd did not answer (see $LOGS/slurmdbd.log)"
 }
 
 start_munge() {
@@ -115,6 +157,14 @@ start() {
 install_packages
 write_config
 start_munge
+start_mariadb
+start slurmdbd
+wait_for_slurmdbd
+sacctmgr -n -P show cluster format=cluster | grep -x hpcflow-local >/dev/null || sacctmgr -i add cluster hpcflow-local >/dev/null
+if usable && ! accounting; then  # `scontrol reconfigure` does not start accounting; a restart does
+    say "warning: slurmctld was started without accounting; for sacct, restart it:" \
+        "scontrol shutdown slurmctld, then run this script again"
+fi
 start slurmctld
 start slurmd
 

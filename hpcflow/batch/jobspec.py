@@ -31,6 +31,8 @@ class JobSpec:
     account: str | None = None
     mem: str | None = None  # per node: 8G, 8000M, 8gb (no unit: megabytes)
     modules: tuple[str, ...] = ()
+    resume_command: tuple[str, ...] = ()  # --until-done: `hpcflow resume RUN_DIR`, run by every later attempt
+    max_attempts: int = 1  # --until-done: jobs in all, the first included
 
     def __post_init__(self) -> None:
         if self.cpus < 1 or self.nodes < 1:
@@ -43,10 +45,19 @@ class JobSpec:
             raise UsageError(f"walltime {self.walltime!r} is not HH:MM:SS")
         if self.mem is not None and not MEMORY.fullmatch(self.mem.strip()):
             raise UsageError(f"memory {self.mem!r} is not a size such as 8G, 8000M or 8gb")
+        if self.max_attempts < 1:
+            raise UsageError(f"--max-attempts {self.max_attempts}: a job needs at least 1 attempt")
 
     @property
     def cpus_per_node(self) -> int:
         return self.cpus // self.nodes
+
+    def walltime_s(self) -> int | None:
+        """`walltime` in seconds."""
+        if self.walltime is None:
+            return None
+        hours, minutes, seconds = (int(part) for part in self.walltime.split(":"))
+        return (hours * 60 + minutes) * 60 + seconds
 
     def memory(self) -> tuple[int, str] | None:
         """`mem` as (amount, unit), the unit one of K, M, G, T."""

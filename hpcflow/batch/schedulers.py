@@ -17,7 +17,7 @@ from pathlib import Path
 from ..autoscale.elastic import GONE, PENDING, RUNNING
 from ..errors import UsageError
 from .jobspec import JobSpec
-from .templates import render_pbs, render_slurm
+from .templates import PBS_SCRIPT, SLURM_SCRIPT, render_pbs, render_slurm
 
 SUBMIT_TIMEOUT_S = 120  # sbatch retries an unreachable controller for about a minute
 QUERY_TIMEOUT_S = 60
@@ -94,14 +94,14 @@ SCHEDULERS = {
         "slurm",
         "sbatch",
         ("--parsable",),
-        "job.sh",
+        SLURM_SCRIPT,
         render_slurm,
         ("squeue", "-h", "-o", "%i %T"),
         1,
         SLURM_STATES,
         "scancel",
     ),
-    "pbs": Scheduler("pbs", "qsub", (), "job.pbs", render_pbs, ("qstat",), 4, PBS_STATES, "qdel"),
+    "pbs": Scheduler("pbs", "qsub", (), PBS_SCRIPT, render_pbs, ("qstat",), 4, PBS_STATES, "qdel"),
 }
 
 

@@ -2,7 +2,8 @@
 submitted job: the script goes into the run directory, next to the results it produces.
 
 The job runs `hpcflow run` with the interpreter that submitted it (`sys.executable -m
-hpcflow`), so a virtualenv on the login node is the one the job uses.
+hpcflow`), so a virtualenv on the login node is the one the job uses. An --until-done
+job runs `hpcflow resume` with it in its later attempts.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 
 from ..config import BatchConfig
 from ..errors import UsageError
+from ..mappings import MAPPINGS, get_mapping
 from ..mpirun import require_mpiexec
 from ..runcommand import run_command
 from ..rundir import safe_name
 from .jobspec import JobSpec
 from .schedulers import Scheduler
+
+DEFAULT_MAX_ATTEMPTS = 10  # jobs an --until-done run may take in all: a run that never ends stops somewhere
 
 
 def is_redis_mapping(mapping: str) -> bool:
@@ -39,11 +43,18 @@ def make_job(
     redis_url: str | None = None,
     autoscale: str | Mapping[str, Any] | None = None,
     stall_timeout: float | None = None,
+    checkpoint_interval: float | None = None,
+    until_done: bool = False,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     oversubscribe: bool = False,
     workdir: Path | None = None,
     python: str = sys.executable,
 ) -> JobSpec:
-    """The job that runs `workflow` on `mapping` with `cpus` CPUs over `nodes` nodes."""
+    """The job that runs `workflow` on `mapping` with `cpus` CPUs over `nodes` nodes; with
+    `until_done`, in as many as `max_attempts` jobs, each one resuming where the last stopped."""
+    if until_done and not get_mapping(mapping).checkpoints:
+        those = ", ".join(name for name, spec in MAPPINGS.items() if spec.checkpoints)
+        raise UsageError(f"--until-done needs a mapping that checkpoints on SIGTERM ({those}), not {mapping}")
     if nodes > 1 and not is_redis_mapping(mapping):
         raise UsageError(f"--nodes {nodes} needs a *_redis mapping (such as dyn_redis): {mapping} runs on one node")
     if nodes > 1 and not redis_url:
@@ -51,7 +62,9 @@ def make_job(
     if mapping == "mpi":  # the job re-launches itself through mpiexec: refuse now, not in the queue
         require_mpiexec(python)
     options = {"autoscale": autoscale, "redis_url": redis_url, "stall_timeout": stall_timeout}
+    options["checkpoint_interval"] = checkpoint_interval
     launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
+    resume = (python, "-m", "hpcflow", "resume", str(run_dir)) if until_done else ()  # with the run's settings
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
@@ -63,6 +76,8 @@ def make_job(
         cpus=cpus,
         nodes=nodes,
         worker_command=workers,
+        resume_command=resume,
+        max_attempts=max_attempts if until_done else 1,
         **requested(batch or BatchConfig()),
     )
 

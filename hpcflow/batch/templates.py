@@ -3,6 +3,8 @@
 Both scripts end by `exec`-ing the launcher, so hpcflow *is* the batch shell and the
 scheduler's SIGTERM before the walltime reaches it directly (the engine drains on it).
 SLURM is asked for that signal `WARNING_S` seconds early; PBS has no such request.
+An --until-done job instead ends with the attempt logic of `untildone`, which passes
+the signal on and submits the script again while the run is unfinished.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import shlex
 
 from .jobspec import JobSpec
+from .untildone import Resubmission, attempt_lines
 
 WARNING_S = 60  # SIGTERM this long before the walltime: time to drain and write metrics
+SLURM_SCRIPT, PBS_SCRIPT = "job.sh", "job.pbs"  # the scripts' names in the run directory
 
 
 def render_slurm(job: JobSpec) -> str:
@@ -27,16 +31,22 @@ def render_slurm(job: JobSpec) -> str:
         *_given("--account={}", job.account),
         *_given("--mem={}", mem),
         f"--output={job.run_dir / 'job.out'}",
-        f"--signal=B:TERM@{WARNING_S}",
+        *(["--open-mode=append"] if job.resume_command else []),  # every attempt's lines in one job.out
+        f"--signal=B:TERM@{warning_s(job)}",
     ]
-    note = f"# --signal: SLURM sends SIGTERM to the batch shell {WARNING_S} s before the walltime."
+    note = f"# --signal: SLURM sends SIGTERM to the batch shell {warning_s(job)} s before the walltime."
+    again = Resubmission(
+        "slurm",
+        f'sbatch --parsable --dependency=afterany:"$SLURM_JOB_ID" {shlex.quote(str(job.run_dir / SLURM_SCRIPT))}',
+        'scontrol show job -o "$SLURM_JOB_ID" | grep -q " JobState=RUNNING "',
+    )
     workers = []
     if job.nodes > 1:
         further = job.nodes - 1
         srun = ["srun", "--relative=1", f"--nodes={further}", f"--ntasks={further}", "--ntasks-per-node=1"]
         srun.append(f"--cpus-per-task={job.cpus_per_node}")
         workers = [shlex.join([*srun, *job.worker_command]) + " &"]
-    return _script("#SBATCH", directives, note, workers, job)
+    return _script("#SBATCH", directives, note, workers, job, again)
 
 
 def render_pbs(job: JobSpec) -> str:
@@ -58,12 +68,22 @@ def render_pbs(job: JobSpec) -> str:
         "# PBS has no early-warning signal: at the walltime it sends SIGTERM, then SIGKILL\n"
         "# after the server's kill_delay (10 s by default); -V passes this shell's environment."
     )
+    if job.resume_command:
+        note += (
+            "\n# --until-done: the checkpoint and the next qsub must fit in that kill_delay; when they do\n"
+            "# not, the newest --checkpoint-interval checkpoint is where `hpcflow resume` goes on from."
+        )
+    script = shlex.quote(str(job.run_dir / PBS_SCRIPT))
+    # A qdel signals the job as the walltime does: qdel the next attempt too. Each attempt has its own output.
+    again = Resubmission(
+        "pbs", f'qsub -W depend=afterany:"$PBS_JOBID" -o "$run_dir/job.$((attempt + 1)).out" {script}', None
+    )
     workers = []
     if job.nodes > 1:
         in_workdir = f"cd {shlex.quote(str(job.workdir))} && exec {shlex.join(job.worker_command)}"
         remote = shlex.join(["/bin/bash", "-c", in_workdir])
         workers = [f'for i in $(seq 1 {job.nodes - 1}); do pbsdsh -n "$i" -- {remote} & done']
-    return _script("#PBS", directives, note, workers, job)
+    return _script("#PBS", directives, note, workers, job, again)
 
 
 def _given(form: str, value: str | None) -> list[str]:
@@ -71,12 +91,25 @@ def _given(form: str, value: str | None) -> list[str]:
     return [] if value is None else [form.format(value)]
 
 
-def _script(prefix: str, directives: list[str], note: str, workers: list[str], job: JobSpec) -> str:
+def warning_s(job: JobSpec) -> int:
+    """How early SLURM is to send the SIGTERM: `WARNING_S`, but at most a quarter of a short
+    walltime. slurmctld checks the clock about every 30 s and sends the signal at the first
+    check that is within 30 s of the time asked for, so a warning close to the whole
+    walltime would come at the start and leave no time for work."""
+    walltime = job.walltime_s()
+    return WARNING_S if walltime is None else max(1, min(WARNING_S, walltime // 4))
+
+
+def _script(
+    prefix: str, directives: list[str], note: str, workers: list[str], job: JobSpec, again: Resubmission
+) -> str:
     lines = ["#!/bin/bash", *(f"{prefix} {d}" for d in directives), note, ""]
     lines += ["set -e", f"cd {shlex.quote(str(job.workdir))}"]
     lines += [f"module load {shlex.quote(m)}" for m in job.modules]
     if workers:
         lines += ["# One Redis worker on each further node; they join the run named after the run directory.", *workers]
+    if job.resume_command:
+        return "\n".join(lines + attempt_lines(job, again)) + "\n"
     lines += [
         "# exec: hpcflow replaces this shell, so the scheduler's SIGTERM reaches the launcher itself.",
         f"exec {shlex.join(job.run_command)}",

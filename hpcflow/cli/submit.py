@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..batch.schedulers import SCHEDULERS, find_scheduler
-from ..batch.submit import make_job, submit_job
+from ..batch.submit import DEFAULT_MAX_ATTEMPTS, make_job, submit_job
 from ..errors import UsageError
 from ..mappings import get_mapping
 from ..options import Options
@@ -34,15 +34,56 @@ from .flags import CONFIG_OPTION, command_settings, run_options, workflow_option
 @click.option("--redis-url", default=None, help="Redis server for the *_redis mappings.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Where the script and results go.")
 @click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
+@click.option(
+    "--checkpoint-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Passed on to `hpcflow run`: a checkpoint this often, besides the one on SIGTERM.",
+)
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="Checkpoint on the early SIGTERM and submit the job again, until the run is finished.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_ATTEMPTS,
+    show_default=True,
+    help="With --until-done: jobs in all, the first included.",
+)
 @CONFIG_OPTION
 @click.option("--dry-run", is_flag=True, help="Print the job script; create and submit nothing.")
 def submit_cmd(
-    given, nodes, walltime, partition, account, mem, scheduler, redis_url, run_dir, oversubscribe, config_file, dry_run
+    given,
+    nodes,
+    walltime,
+    partition,
+    account,
+    mem,
+    scheduler,
+    redis_url,
+    run_dir,
+    oversubscribe,
+    checkpoint_interval,
+    until_done,
+    max_attempts,
+    config_file,
+    dry_run,
 ):
     """Submit WORKFLOW as a batch job (SLURM or PBS); print the job id and the run directory.
 
     Settings left out come from HPCFLOW_* variables, then --config FILE (a cluster
-    profile such as configs/clusters/local-slurm.yaml), then configs/default.yaml."""
+    profile such as configs/clusters/local-slurm.yaml), then configs/default.yaml.
+
+    \b
+    --until-done: for a run longer than the walltime (a mapping other than simple and mpi).
+    Every attempt works in the one run directory: the first runs WORKFLOW, later ones
+    `hpcflow resume` it. SIGTERM before the walltime (SLURM: 60 s, at most a quarter
+    of the walltime; PBS: at the walltime) makes hpcflow write a checkpoint and stop; the
+    job then submits its script again, to start when it has ended, up to --max-attempts
+    jobs. job.out says what each attempt did; scancel ends the chain."""
     batch = dict(walltime=walltime, partition=partition, account=account, mem=mem, scheduler=scheduler)
     given = {**given, "redis_url": redis_url, **{f"batch.{key}": value for key, value in batch.items()}}
     settings = command_settings(given, config_file)
@@ -64,6 +105,9 @@ def submit_cmd(
         params=settings.params,
         batch=settings.batch,
         oversubscribe=oversubscribe,
+        checkpoint_interval=checkpoint_interval,
+        until_done=until_done,
+        max_attempts=max_attempts,
         **options,
     )
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)

@@ -1,0 +1,87 @@
+"""The end of an `--until-done` job script: one attempt of a run longer than the walltime.
+
+Every attempt works in the one run directory chosen at submission. The first runs the
+workflow (`hpcflow run --run-dir D`); once `D/checkpoint/run.json` exists, an attempt
+resumes it (`hpcflow resume D`). Stopped by the scheduler's SIGTERM, hpcflow writes a
+checkpoint and exits 143; the job then submits its own script again, to start when this
+job has ended (a dependency, so both schedulers do it the same way and no requeue delay
+applies), until the run is finished or `max_attempts` jobs have run. A counter file in D,
+not the scheduler, counts the attempts: each one is a new job.
+
+hpcflow runs in the background and this shell `wait`s for it: bash runs a trap only
+between commands, and an interrupted `wait` is the one place where that is at once, so
+the SIGTERM, which SLURM's `--signal=B:...` sends to the batch shell alone, is passed on
+without delay. (The scripts without --until-done `exec` hpcflow instead.)
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from .jobspec import JobSpec
+
+ATTEMPT_FILE = "job_attempt"  # in the run directory: the number of the attempt that runs or ran last
+JOB_ID_FILE = "job_id"  # in the run directory, as `sweep.jobs.record_job` writes it: `hpcflow status` reads it
+STOPPED = (143, 130)  # hpcflow's exit codes after SIGTERM / SIGINT: stopped with a checkpoint
+FINISHED = (0, 3)  # done (3: with skipped items); any other code ends the chain
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """How a scheduler's job submits its own script again, as shell text."""
+
+    scheduler: str  # as `hpcflow status` reads it from D/job_id: slurm, pbs
+    command: str  # submits the script to start after this job; prints the new job's id
+    running: str | None  # a test that this job still runs (it was not cancelled); None: cannot tell
+
+
+def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
+    """The script's last lines, after `cd` and `module load`: one attempt, then what next."""
+    run_dir = shlex.quote(str(job.run_dir))
+    stopped = " | ".join(map(str, STOPPED))
+    resume = "continue with: hpcflow resume $run_dir"
+    cancelled = []
+    if again.running is not None:  # a user's scancel also sends SIGTERM: that one ends the chain
+        cancelled = [
+            f"    elif ! {again.running}; then",
+            f'        say "the job was cancelled: no further attempt; {resume}"',
+        ]
+    return [
+        "# --until-done: the first attempt runs the workflow in the run directory below, later ones",
+        "# resume it from its newest checkpoint; hpcflow runs in the background so that this shell",
+        "# passes the SIGTERM on at once (bash runs a trap while it waits, not while a command runs).",
+        f"run_dir={run_dir}",
+        f"max_attempts={job.max_attempts}",
+        'say() { echo "hpcflow until-done: attempt $attempt of $max_attempts: $*"; }',
+        f'attempt=$(( $(cat "$run_dir/{ATTEMPT_FILE}" 2>/dev/null || echo 0) + 1 ))',
+        f'echo "$attempt" >"$run_dir/{ATTEMPT_FILE}"',
+        'if [ -f "$run_dir/checkpoint/run.json" ]; then',
+        f"    set -- {shlex.join(job.resume_command)}",
+        "else",
+        f"    set -- {shlex.join(job.run_command)}",
+        "fi",
+        'say "$*"',
+        "trap 'kill -TERM \"$launcher\" 2>/dev/null' TERM",
+        '"$@" &',
+        "launcher=$!",
+        'while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || :; done',
+        "status=0",
+        'wait "$launcher" || status=$?',
+        'case "$status" in',
+        f'{" | ".join(map(str, FINISHED))}) say "the run is finished (exit $status)" ;;',
+        f"{stopped})",
+        '    if [ "$attempt" -ge "$max_attempts" ]; then',
+        f'        say "stopped with a checkpoint; that was the last attempt allowed; {resume}"',
+        *cancelled,
+        f"    elif next=$({again.command}); then",
+        f'        echo "{again.scheduler} ${{next%%;*}}" >"$run_dir/{JOB_ID_FILE}"',
+        '        say "stopped with a checkpoint; attempt $((attempt + 1)) is job ${next%%;*}"',
+        "    else",
+        f'        say "stopped with a checkpoint, but the next attempt could not be submitted; {resume}"',
+        "    fi",
+        "    ;;",
+        '*) say "the run ended with exit $status: no further attempt" ;;',
+        "esac",
+        'exit "$status"',
+    ]
