@@ -71,7 +71,7 @@ def test_a_job_of_several_nodes_with_a_private_server_points_workers_at_the_run_
     assert job.worker_command[-6:] == ("--redis-url", "auto", "--run", "r", "--run-dir", str(tmp_path / "r"))
 
 
-def test_sigterm_drains_a_redis_run_and_deletes_its_keys(tmp_path, redis_server):
+def test_sigterm_stops_a_redis_run_with_a_checkpoint_and_deletes_its_keys(tmp_path, redis_server):
     run_dir = tmp_path / "term"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "hpcflow", "run", "pipeline", "-p", "items=100000", "-p", "latency=0.01",
@@ -89,6 +89,5 @@ def test_sigterm_drains_a_redis_run_and_deletes_its_keys(tmp_path, redis_server)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     fed = metrics["items"]["Source"]
     assert 0 < fed < 100_000
-    outputs = [json.loads(line) for line in (run_dir / "outputs.jsonl").read_text().splitlines()]
-    assert [(o["pe"], o["data"]["total"]) for o in outputs] == [("Total", fed)]
+    assert metrics["checkpoint_generation"] >= 1  # stopped with a checkpoint, not drained
     assert r.keys(RunKeys("term").pattern) == []
