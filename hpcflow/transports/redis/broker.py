@@ -38,7 +38,7 @@ from ...job import Job
 from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, reap, replay_limit
 from .channel import RedisChannel, client
 from .fenced import grant, write_off
-from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, new_run_id
+from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, delete_run_keys, new_run_id
 from .leftovers import hold, sweep_run_dir
 from .server import AUTO, PrivateServer, connect
 from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
@@ -108,9 +108,7 @@ class RedisBroker(Broker):
         try:
             if self.r is not None:
                 try:
-                    names = list(self.r.scan_iter(match=self.keys.pattern, count=1000))
-                    for i in range(0, len(names), 1000):
-                        self.r.unlink(*names[i : i + 1000])
+                    delete_run_keys(self.r, self.keys)
                 except self.lost:
                     pass  # the server is gone, and its keys with it
                 self.r.close()

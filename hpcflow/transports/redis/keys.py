@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from ...errors import UsageError
 
@@ -109,6 +110,13 @@ class RunKeys:
 
     def stream_of(self, pe: str, instance: int | None) -> str:
         return self.pool(pe) if instance is None else self.pinned(pe, instance)
+
+
+def delete_run_keys(r: Any, keys: RunKeys) -> None:
+    """Delete every key of a run (in batches: a run may have many streams)."""
+    names = list(r.scan_iter(match=keys.pattern, count=1000))
+    for i in range(0, len(names), 1000):
+        r.unlink(*names[i : i + 1000])
 
 
 def consumer(wid: int) -> str:

@@ -27,7 +27,7 @@ from ...lifeline import signal_when_parent_dies
 from ...metrics import cpu_seconds
 from ...options import Options
 from .. import find_server_binary
-from .keys import RunKeys, check_run_id
+from .keys import RunKeys, check_run_id, delete_run_keys
 from .leftovers import server_dir
 
 AUTO = "auto"
@@ -176,8 +176,6 @@ def check_redis(options: Options) -> None:
             if not options.resume:
                 raise UsageError(f"run id {options.run_id} is in use on the Redis server at {_where(url)}")
             # `hpcflow resume` holds the run directory's lock: these are the keys of a killed attempt
-            stale = list(r.scan_iter(match=keys.pattern, count=1000))
-            for i in range(0, len(stale), 1000):
-                r.unlink(*stale[i : i + 1000])
+            delete_run_keys(r, keys)
     finally:
         r.close()
