@@ -37,7 +37,7 @@ from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
-from ..transports import make_broker
+from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
 from .checkpoint import CheckpointStore, Cut
@@ -748,8 +748,8 @@ class Coordinator:
 
 def check(job: Job) -> None:
     """Bad input for this engine, refused before the run: run inputs that cannot be
-    pickled to the root's process, and, unless workers are forked, PEs that cannot be
-    pickled to a spawned worker."""
+    pickled to the root's process, PEs the transport cannot ship (Redis), and, unless
+    workers are forked, PEs that cannot be pickled to a spawned worker."""
     for root, feed in job.feeds.items():
         if isinstance(feed, list):
             try:
@@ -758,6 +758,7 @@ def check(job: Job) -> None:
                 raise UsageError(
                     f"inputs for PE {root} cannot be pickled to pass them to its process: {type(exc).__name__}: {exc}"
                 ) from None
+    check_job(job)
     method = job.options.resolved_start_method
     if method == "fork":
         return
