@@ -113,7 +113,12 @@ def finish_run(
 def done_line(result: RunResult, status: str) -> str:
     m = result.metrics
     verb = "done in" if status == "ok" else f"{status} after"
-    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+    return f"{verb} {duration(m.runtime_s)} (process time {duration(m.process_time_s)}, {sum(m.items.values())} items)"
+
+
+def duration(seconds: float) -> str:
+    """`12.345 s`, or in milliseconds under 0.1 s, so that a short run does not read `0.000 s`."""
+    return f"{seconds:.3f} s" if seconds >= 0.1 else f"{seconds * 1e3:.3g} ms"
 
 
 def last_lines(result: RunResult | None, failure: BaseException | None, path: Path) -> list[str]:
