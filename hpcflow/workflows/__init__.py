@@ -1,6 +1,7 @@
 """Workflow loading: a built-in name, a module path, or a `.py` file that exposes
-`build(**params) -> (graph, inputs[, info])`, or a dispel4py-style module with a
-`WorkflowGraph` attribute (`module.py:NAME` picks one, as dispel4py's `-a NAME`)."""
+`build(**params) -> (graph, inputs[, info])` (and may declare its parameters in `PARAMS`,
+see params.py), or a dispel4py-style module with a `WorkflowGraph` attribute
+(`module.py:NAME` picks one, as dispel4py's `-a NAME`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..graph import WorkflowGraph
+from .params import check_params
 
 BUILTINS = {
     "galaxy": "hpcflow.workflows.galaxy",
@@ -76,6 +78,9 @@ def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str 
                 f"workflow {name} has no parameter {', '.join(map(repr, unknown))} "
                 f"(parameters: {', '.join(allowed) or 'none'})"
             )
+        declared = getattr(module, "PARAMS", None)
+        if isinstance(declared, dict):  # each value checked before build() sees it (params.py)
+            params = check_params(declared, build, params)
         if "run_dir" in sig.parameters and run_dir is not None:
             params["run_dir"] = run_dir
         try:
