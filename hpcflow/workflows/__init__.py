@@ -61,8 +61,11 @@ def _import(spec: str):
         raise UsageError(f"workflow module {spec} failed to import: {type(exc).__name__}: {exc}") from exc
 
 
-def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str | None = None) -> Workflow:
-    """Import workflow `spec` and build it with `params` (and `run_dir` if it takes one)."""
+def load_workflow(
+    spec: str, params: dict[str, Any] | None = None, run_dir: str | None = None, given_as: str = "-p "
+) -> Workflow:
+    """Import workflow `spec` and build it with `params` (and `run_dir` if it takes one);
+    `given_as` is how an error names where a parameter came from (`-p `, `params: `)."""
     params = dict(params or {})
     spec, attr = split_attr(spec)
     module = _import(spec)
@@ -80,7 +83,7 @@ def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str 
             )
         declared = getattr(module, "PARAMS", None)
         if isinstance(declared, dict):  # each value checked before build() sees it (params.py)
-            params = check_params(declared, build, params)
+            params = check_params(declared, build, params, given_as)
         if "run_dir" in sig.parameters and run_dir is not None:
             params["run_dir"] = run_dir
         try:

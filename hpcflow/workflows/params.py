@@ -43,13 +43,13 @@ class Param:
         kind += f" of {self.unit}" if self.unit else ""
         return kind + (f" >= {self.least:g}" if self.least is not None else "")
 
-    def check(self, name: str, value: Any, optional: bool) -> Any:
-        """`value` as the parameter's type, or UsageError naming the parameter."""
+    def check(self, name: str, value: Any, optional: bool, given_as: str = "-p ") -> Any:
+        """`value` as the parameter's type, or UsageError naming the parameter as it was given."""
         if value is None and optional:
             return None
         ok = self._convert(value)
         if ok is _WRONG:
-            raise UsageError(f"-p {name}={shown(value)}: {name} takes {self.takes()}")
+            raise UsageError(f"{given_as}{name}={shown(value)}: {name} takes {self.takes()}")
         return ok
 
     def _convert(self, value: Any) -> Any:
@@ -91,11 +91,13 @@ def defaults(build: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def check_params(declared: dict[str, Param], build: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+def check_params(
+    declared: dict[str, Param], build: Callable[..., Any], params: dict[str, Any], given_as: str = "-p "
+) -> dict[str, Any]:
     """The given parameters checked against their declarations (unknown names are the
     caller's to refuse); a parameter whose default is None may be set to null."""
-    given = defaults(build)
+    unset = defaults(build)
     return {
-        key: declared[key].check(key, value, given.get(key, 0) is None) if key in declared else value
+        key: declared[key].check(key, value, unset.get(key, 0) is None, given_as) if key in declared else value
         for key, value in params.items()
     }
