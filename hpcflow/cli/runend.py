@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..batch.allocation import detect_allocation
+from ..errors import PEError
 from ..exits import SKIPPED_EXIT, end_state
 from ..htmlreport import write_run_report
 from ..job import Job
@@ -73,9 +74,11 @@ def finish_run(
         result = RunResult(outputs={}, metrics=bare_metrics(job, elapsed))
     m = result.metrics
     skipped = len(result.errors)
-    m.extra.update(status=status, errors=skipped, skipped=skipped)
+    m.extra.update(status=status, errors=skipped, skipped=skipped, on_error=job.options.on_error or "fail")
     if failure is not None:
         m.extra["error"] = str(failure) or type(failure).__name__
+    if isinstance(failure, PEError):  # the item the run failed on: the report counts it as its PE's error
+        m.extra["failed_item"] = {"pe": failure.pe, "instance": failure.instance, "item": failure.item}
     elif skipped:
         m.extra["error"] = f"{skipped} item(s) skipped (on_error skip); first: {error_text(result.errors[0])}"
         code = SKIPPED_EXIT
