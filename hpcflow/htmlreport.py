@@ -274,6 +274,12 @@ def _timeline(metrics: dict[str, Any]) -> list[str]:
     the auto-scaler's target counts) apart from the pinned instances; a sentence for a
     run too short to sample."""
     timeline = metrics.get("timeline") or []
+    if metrics.get("mapping") == "mpi" and len(timeline) > 1:  # a sample where each rank ended, no queue
+        ranks = [(t, a) for t, a, _ in timeline]
+        caption = "MPI ranks still running: each ends when its PE instance is done. mpi has no queue to sample."
+        return [
+            figure(line_chart([("ranks running", ranks)], "seconds since the start", "ranks", counts=True), caption)
+        ]
     if len(timeline) < FEW_SAMPLES:
         why = (
             "simple runs in one process and samples no timeline"

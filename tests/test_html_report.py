@@ -149,6 +149,12 @@ def test_a_short_run_has_a_sentence_instead_of_empty_charts():
     assert "<svg" not in page and "simple runs in one process and samples no timeline" in page
 
 
+def test_mpi_draws_its_ranks_and_no_queue_it_does_not_have():
+    timeline = [[0.0, 4, 0], [0.2, 3, 0], [1.1, 0, 0]]  # mpi: a sample where each rank ended
+    page = run_report({**BASE, "mapping": "mpi", "timeline": timeline}, [])
+    assert page.count("<svg") == 1 and "ranks running" in page and "queued tasks" not in page
+
+
 def test_counting_axes_have_whole_number_ticks():
     assert _count_ticks(4.8) == [0, 1, 2, 3, 4, 5]
     assert _count_ticks(12) == [0, 5, 10, 15]
