@@ -77,20 +77,37 @@ def _nice_max(value: float) -> float:
     return next(m * step for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * step >= value)
 
 
+def _count_ticks(value: float) -> list[int]:
+    """Ticks of an axis that counts (workers, tasks): whole numbers, at most 6, from 0 to at least `value`."""
+    top = max(1, math.ceil(value))
+    step = next(m * 10**e for e in range(12) for m in (1, 2, 5) if m * 10**e * 5 >= top)
+    return list(range(0, step * math.ceil(top / step) + 1, step))
+
+
 def line_chart(
     series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
     xlabel: str,
     ylabel: str,
     width: int = 900,
     height: int = 260,
+    counts: bool = False,
+    dashed: Sequence[str] = (),
 ) -> str:
     """An inline SVG chart of step lines (a value holds until the next sample), the
-    legend above the plot area so it never covers the data."""
+    legend above the plot area so it never covers the data. `counts`: the y axis counts
+    things, so its ticks are whole numbers; `dashed`: the series drawn dashed (a target
+    over the line it steers, both visible where they meet)."""
     left, right, top, bottom = 60, 15, 30, 40
     pw, ph = width - left - right, height - top - bottom
     xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts]
-    xmax, ymax = _nice_max(max(xs, default=1.0)), _nice_max(max(ys, default=1.0))
+    xmax = _nice_max(max(xs, default=1.0))
+    if counts:  # headroom, so that a line at the maximum does not run along the frame
+        yticks: list[float] = list(_count_ticks(max(ys, default=1.0) * 1.1))
+    else:
+        top_y = _nice_max(max(ys, default=1.0))
+        yticks = [top_y * i / 5 for i in range(6)]
+    ymax = yticks[-1]
 
     def sx(x: float) -> float:
         return left + pw * x / xmax
@@ -100,10 +117,11 @@ def line_chart(
 
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>"]
     for i in range(6):
-        gx, gy = xmax * i / 5, ymax * i / 5
+        gx = xmax * i / 5
         parts.append(f"<line x1='{sx(gx):.1f}' y1='{top}' x2='{sx(gx):.1f}' y2='{top + ph}' stroke='#eee'/>")
-        parts.append(f"<line x1='{left}' y1='{sy(gy):.1f}' x2='{left + pw}' y2='{sy(gy):.1f}' stroke='#eee'/>")
         parts.append(f"<text x='{sx(gx):.1f}' y='{top + ph + 14}' text-anchor='middle'>{gx:g}</text>")
+    for gy in yticks:
+        parts.append(f"<line x1='{left}' y1='{sy(gy):.1f}' x2='{left + pw}' y2='{sy(gy):.1f}' stroke='#eee'/>")
         parts.append(f"<text x='{left - 6}' y='{sy(gy) + 4:.1f}' text-anchor='end'>{gy:g}</text>")
     parts.append(f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>")
     parts.append(f"<text x='{left + pw / 2}' y='{height - 6}' text-anchor='middle'>{esc(xlabel)}</text>")
@@ -118,9 +136,10 @@ def line_chart(
             if j:
                 path.append(f"L{sx(x):.1f},{sy(pts[j - 1][1]):.1f}")
             path.append(f"{'L' if j else 'M'}{sx(x):.1f},{sy(y):.1f}")
+        dash = " stroke-dasharray='6 4'" if name in dashed else ""
         if path:
-            parts.append(f"<path d='{' '.join(path)}' fill='none' stroke='{color}' stroke-width='1.5'/>")
-        parts.append(f"<rect x='{lx}' y='8' width='14' height='4' fill='{color}'/>")
+            parts.append(f"<path d='{' '.join(path)}' fill='none' stroke='{color}' stroke-width='1.5'{dash}/>")
+        parts.append(f"<line x1='{lx}' y1='10' x2='{lx + 14}' y2='10' stroke='{color}' stroke-width='4'{dash}/>")
         parts.append(f"<text x='{lx + 18}' y='14'>{esc(name)}</text>")
         lx += 30 + 7 * len(name)
     parts.append("</svg>")
@@ -143,23 +162,12 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     body = [f"<h1>{esc(title)} <span class='status {esc(status)}'>{esc(status)}</span></h1>"]
     if metrics.get("error"):
         body.append(f"<p class='error'>{esc(metrics['error'])}</p>")
-    sources = (metrics.get("config") or {}).get("sources", {})
-    settings = [
-        ("workflow", metrics.get("workflow"), sources.get("workflow", "")),
-        ("params", json.dumps(metrics.get("params", {})), sources.get("params", "")),
-        ("mapping", metrics.get("mapping"), sources.get("mapping", "")),
-        ("processes", metrics.get("processes"), sources.get("cpus", "")),
-        ("autoscale", metrics.get("autoscale", "—"), sources.get("autoscale", "")),
-        ("runtime", _seconds(metrics.get("runtime_s")), ""),
-        ("process time", _seconds(metrics.get("process_time_s")), "sum over processes of their active wall time"),
-        ("CPU time", _seconds(metrics.get("cpu_time_s")), "user + system"),
-        ("items skipped", metrics.get("skipped", metrics.get("errors", 0)), "on_error skip: see errors.jsonl"),
-        ("host", metrics.get("host"), json.dumps(metrics.get("allocation", {}))),
-        ("hpcflow", metrics.get("hpcflow_version"), ""),
-    ]
+    settings = _settings(metrics)
     body += ["<h2>Settings</h2>", table(("setting", "value", "from"), settings)]
     stats = metrics.get("pe_stats") or {}
     failed = Counter(e.get("pe") for e in errors)
+    if metrics.get("failed_item"):  # the item the run failed on is its PE's error too
+        failed[metrics["failed_item"].get("pe")] += 1
     process_time = metrics.get("process_time_s") or 0.0
     rows = []
     for pe, n in (metrics.get("items") or {}).items():
@@ -175,34 +183,135 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
                 f"{share:.1%}" if share is not None else "—",
             )
         )
-    body += [
-        "<h2>Processing elements</h2>",
-        table(("PE", "items", "errors", "mean service", "p95 service", "busy share"), rows, (0, 1, 1, 1, 1, 1)),
-        "<p class='note'>Service time: the time a worker spends in process() per item, as workers report it "
-        "(the coordinator's running mean, sampled every 0.1 s; mean and 95th percentile of those samples). "
-        f"Busy share: items × mean service time over the run's process time ({process_time:.4g} s). "
-        "Mappings without a coordinator (simple, mpi) report no service times.</p>",
-    ]
+    body.append("<h2>Processing elements</h2>")
+    if stats:
+        body += [
+            table(("PE", "items", "errors", "mean service", "p95 service", "busy share"), rows, (0, 1, 1, 1, 1, 1)),
+            "<p class='note'>Service time: the time a worker spends in process() per item, as workers report it "
+            "(the coordinator's running mean, sampled every 0.1 s; mean and 95th percentile of those samples). "
+            f"Busy share: items × mean service time over the run's process time ({process_time:.4g} s).</p>",
+        ]
+    else:  # simple and mpi have no coordinator to measure them
+        body += [
+            table(("PE", "items", "errors"), [r[:3] for r in rows], (0, 1, 1)),
+            f"<p class='note'>{esc(metrics.get('mapping'))} reports no service times (only the mappings with a "
+            "coordinator measure them).</p>",
+        ]
     elastic = metrics.get("elastic")
     if elastic:
         shown = ("jobs_submitted", "jobs_started", "jobs_cancelled", "jobs_failed", "job_process_s", "gave_up")
         body += [
             f"<h2>Worker jobs (--elastic, {esc(elastic.get('scheduler', '?'))})</h2>",
-            table(("figure", "value"), [(k.replace("_", " "), elastic.get(k)) for k in shown if k in elastic]),
+            table(
+                ("figure", "value"),
+                [(k.replace("_", " "), elastic[k]) for k in shown if elastic.get(k) not in (None, False)],
+            ),
             "<p class='note'>Jobs the run submitted while its backlog outgrew its workers, and cancelled when "
             "they stayed idle or the run ended; job process s: CPUs × seconds the jobs held.</p>",
         ]
     body.append("<h2>Timeline</h2>")
-    timeline = metrics.get("timeline") or []
-    active = [(t, a) for t, a, _ in timeline]
-    queued = [(t, q) for t, _, q in timeline]
-    workers = [("active workers", active)]
-    if metrics.get("autoscale_timeline"):
-        workers.append(("auto-scaler target", [(t, n) for t, n in metrics["autoscale_timeline"]]))
-    body.append(figure(line_chart(workers, "seconds since the start", "workers"), "Workers over time."))
-    body.append(figure(line_chart([("queued tasks", queued)], "seconds since the start", "tasks"), "Queued tasks."))
-    body.append(f"<p class='note'>{len(timeline)} samples.</p>")
+    body += _timeline(metrics)
     return page(f"hpcflow: {title}", "\n".join(body))
+
+
+TARGET = "auto-scaler target (pool workers)"
+FEW_SAMPLES = 5  # a timeline of fewer samples (0.1 s apart) is a sentence, not two empty charts
+
+
+def _settings(metrics: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """The settings table: each row shown when it means something for this run."""
+    sources = (metrics.get("config") or {}).get("sources", {})
+    params = metrics.get("params") or {}
+    rows = [
+        ("workflow", metrics.get("workflow"), sources.get("workflow", "")),
+        (
+            "params",
+            ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "the workflow's defaults",
+            sources.get("params", ""),
+        ),
+        ("mapping", metrics.get("mapping"), sources.get("mapping", "")),
+        ("processes", metrics.get("processes"), sources.get("cpus", "")),
+    ]
+    if metrics.get("autoscale"):  # only an auto-scaled run has a policy
+        rows.append(("autoscale", metrics["autoscale"], sources.get("autoscale", "")))
+    rows += [
+        ("runtime", _seconds(metrics.get("runtime_s")), ""),
+        ("process time", _seconds(metrics.get("process_time_s")), "sum over processes of their active wall time"),
+        ("CPU time", _seconds(metrics.get("cpu_time_s")), "user + system"),
+    ]
+    on_error = metrics.get("on_error")
+    if on_error:
+        rows.append(("on error", on_error, ""))
+    skipped = metrics.get("skipped", metrics.get("errors", 0)) or 0
+    if skipped or (on_error and on_error.endswith("skip")):  # skip, retry:N,skip: a failed item is skipped
+        rows.append(("items skipped", skipped, "errors.jsonl holds each, with its traceback"))
+    rows += [
+        ("host", metrics.get("host"), _allocation(metrics.get("allocation") or {})),
+        ("hpcflow", metrics.get("hpcflow_version"), ""),
+    ]
+    return [row for row in rows if row[1] is not None]  # a figure the metrics lack is no row
+
+
+def _value(value: Any) -> str:
+    """A parameter as it is given with -p: text bare, the rest as YAML/JSON writes it."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _allocation(a: dict[str, Any]) -> str:
+    """`SLURM job 123, 2 nodes, 64 CPUs (from SLURM_JOB_CPUS_PER_NODE)`, not the JSON."""
+    if not a:
+        return ""
+    scheduler = a.get("scheduler", "?")
+    text = f"{scheduler} job {a['job_id']}" if a.get("job_id") else f"{scheduler} (no batch job)"
+    nodes = a.get("nodes") or 1
+    cpus = a.get("total_cpus") or a.get("cpus")
+    text += f", {nodes} node{'s' if nodes != 1 else ''}, {cpus} CPUs"
+    return text + (f" (from {a['source']})" if a.get("source") else "")
+
+
+def _timeline(metrics: dict[str, Any]) -> list[str]:
+    """The workers and the queued tasks over time; on an auto-scaled run the pool (which
+    the auto-scaler's target counts) apart from the pinned instances; a sentence for a
+    run too short to sample."""
+    timeline = metrics.get("timeline") or []
+    if metrics.get("mapping") == "mpi" and len(timeline) > 1:  # a sample where each rank ended, no queue
+        ranks = [(t, a) for t, a, _ in timeline]
+        caption = "MPI ranks still running: each ends when its PE instance is done. mpi has no queue to sample."
+        return [
+            figure(line_chart([("ranks running", ranks)], "seconds since the start", "ranks", counts=True), caption)
+        ]
+    if len(timeline) < FEW_SAMPLES:
+        why = (
+            "simple runs in one process and samples no timeline"
+            if metrics.get("mapping") == "simple"
+            else f"the run took {_seconds(metrics.get('runtime_s'))}, too short for a timeline "
+            f"(sampled every 0.1 s: {len(timeline)} samples)"
+        )
+        return [f"<p class='note'>No charts: {esc(why)}.</p>"]
+    pool = {round(t, 4): n for t, n in metrics.get("pool_timeline") or []}
+    if pool:
+        workers = [
+            ("pool workers (active)", [(t, pool.get(round(t, 4), 0)) for t, _, _ in timeline]),
+            ("pinned instances (active)", [(t, a - pool.get(round(t, 4), 0)) for t, a, _ in timeline]),
+            (TARGET, [(t, n) for t, n in metrics.get("autoscale_timeline") or []]),
+        ]
+        caption = (
+            "Workers over time. Pool workers run any stateless PE; the auto-scaler parks and wakes them, and its "
+            "target is a number of pool workers. Pinned instances (the roots, stateful instances) have a process "
+            "each and count as active while they run something; they are not part of the target."
+        )
+    else:
+        workers = [("active workers", [(t, a) for t, a, _ in timeline])]
+        caption = "Workers over time: the processes running a task or holding their CPU."
+    queued = [(t, q) for t, _, q in timeline]
+    return [
+        figure(line_chart(workers, "seconds since the start", "workers", counts=True, dashed=[TARGET]), caption),
+        figure(
+            line_chart([("queued tasks", queued)], "seconds since the start", "tasks", counts=True),
+            "Tasks queued for the workers over time.",
+        ),
+        f"<p class='note'>{len(timeline)} samples, 0.1 s apart.</p>",
+    ]
 
 
 def write_run_report(run_dir: Path) -> Path:

@@ -53,7 +53,8 @@ class Snapshot:
     elapsed_s: float = 0.0
     workers_active: int = 0
     workers: int = 0
-    target: int | None = None  # the auto-scaler's target, on the *_auto_* mappings
+    target: int | None = None  # the auto-scaler's target (pool workers), on the *_auto_* mappings
+    pool_active: int | None = None  # the active pool workers the target counts, on the *_auto_* mappings
     skipped: int = 0  # items skipped under on_error=skip
     last_error: str | None = None
     pes: list[PEProgress] = field(default_factory=list)
@@ -102,10 +103,7 @@ def read_status(run_dir: Path) -> Snapshot | None:
 
 def describe(s: Snapshot, width: int = 100) -> list[str]:
     """The lines `hpcflow status` prints and a batch job's output file gets."""
-    head = f"{s.state} {s.workflow} on {s.mapping}: {s.elapsed_s:.1f} s, workers {s.workers_active}/{s.workers} active"
-    if s.target is not None:
-        head += f" (auto-scaler target {s.target})"
-    head += f", {s.skipped} skipped" if s.skipped else ", no errors"
+    head = f"{s.state} {s.workflow} on {s.mapping}: {s.elapsed_s:.1f} s, {workers_text(s)}{errors_text(s)}"
     eta = s.eta_s
     if eta is not None and s.state == "running":
         head += f", ETA {eta:.0f} s"
@@ -128,6 +126,26 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
     return lines
 
 
+def errors_text(s: Snapshot) -> str:
+    """`, 3 skipped`, `, no errors`, or nothing for a failed run (its error is said apart)."""
+    if s.skipped:
+        return f", {s.skipped} skipped"
+    return "" if s.state in ("failed", "stalled") else ", no errors"
+
+
+def workers_text(s: Snapshot) -> str:
+    """`workers 3/4 active`; on an auto-scaled run the pool, which the target counts, apart
+    from the pinned instances (roots, stateful instances), which it does not."""
+    text = f"workers {s.workers_active}/{s.workers} active"
+    if s.target is not None and s.pool_active is not None:
+        text += (
+            f" ({s.pool_active} in the pool, auto-scaler target {s.target}; {s.workers_active - s.pool_active} pinned)"
+        )
+    elif s.target is not None:
+        text += f" (auto-scaler target {s.target})"
+    return text
+
+
 # -- what the coordinator records ------------------------------------------------------
 def from_coordinator(coord: Any, now: float) -> Snapshot:
     """A snapshot of a running coordinator (engines/coordinator.py) from its own records."""
@@ -145,6 +163,7 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
         workers_active=sum(1 for w in workers if w.active_since is not None),
         workers=len(workers),
         target=scaler.history[-1][1] if scaler is not None and scaler.history else None,
+        pool_active=(sum(1 for w in workers if w.pool and w.active_since is not None) if scaler is not None else None),
         skipped=len(errors),
         last_error=error_text(errors[-1]) if errors else None,
         pes=[PEProgress(pe, items.get(pe, 0), queued.get(pe, 0), 0.0, totals.get(pe)) for pe in coord.plan.order],
@@ -302,10 +321,7 @@ class TerminalDisplay(Display):
                     position=len(self.bars) + 1,
                     leave=False,
                 )
-        head = f"{snap.state}: workers {snap.workers_active}/{snap.workers} active"
-        if snap.target is not None:
-            head += f", auto-scaler target {snap.target}"
-        head += f", {snap.skipped} skipped" if snap.skipped else ", no errors"
+        head = f"{snap.state}: {workers_text(snap)}{errors_text(snap)}"
         self.head.set_description_str(head, refresh=False)
         self.head.refresh()
         for p in snap.pes:

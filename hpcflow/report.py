@@ -178,27 +178,40 @@ def _timelines(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
 
 
 def _timeline_plot(plt, group, mapping: str, params: dict[str, Any], shown: list[str], out: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator  # matplotlib is there: plt came from load_pyplot()
+
     cols = min(3, len(group))
     nrows = math.ceil(len(group) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), dpi=DPI, squeeze=False)
     for ax, row in zip(axes.flat, group, strict=False):  # more panels than runs: the rest is hidden
         t, active, queued = ([s[i] for s in row["timeline"]] for i in range(3))
         few = len(t) < FEW_SAMPLES  # a run of a second or less: show where the samples are
-        ax.step(t, active, where="post", label="active workers", marker="." if few else None)
+        marker = "." if few else None
+        pool = {round(s[0], 4): s[1] for s in row.get("pool_timeline") or []}
+        if pool:  # the target counts pool workers: the pinned instances are drawn apart
+            in_pool = [pool.get(round(x, 4), 0) for x in t]
+            ax.step(t, in_pool, where="post", label="pool workers (active)", marker=marker)
+            pinned = [a - p for a, p in zip(active, in_pool, strict=True)]
+            ax.step(t, pinned, where="post", label="pinned instances (active)", marker=marker)
+        else:
+            ax.step(t, active, where="post", label="active workers", marker=marker)
         targets = row["autoscale_timeline"]
-        ax.step([s[0] for s in targets], [s[1] for s in targets], where="post", linestyle="--", label="pool target")
+        label = "auto-scaler target (pool workers)"
+        ax.step([s[0] for s in targets], [s[1] for s in targets], where="post", linestyle="--", label=label)
         ax.set_xlabel("seconds")
         ax.set_ylabel("workers")
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # workers are counted, not measured
         ax.set_title(f"{row['cpus']} cpus (repeat {row['repeat']})" + (f", {len(t)} samples only" if few else ""))
         ax.grid(alpha=0.3)
         queue_ax = ax.twinx()
         queue_ax.plot(t, queued, color="grey", alpha=0.6, linewidth=1, label="queued tasks")
         queue_ax.set_ylabel("queued tasks")
         queue_ax.set_ylim(bottom=0)
+        queue_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if ax is axes.flat[0]:  # one legend for all panels, below them, over no data
             handles = ax.get_legend_handles_labels()[0] + queue_ax.get_legend_handles_labels()[0]
-            fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+            fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     for ax in list(axes.flat)[len(group) :]:
         ax.set_visible(False)
     fig.suptitle(f"{mapping}: {_title(group, params)}")

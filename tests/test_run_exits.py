@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from hpcflow.progress import Monitor, PEProgress, Snapshot, read_status, write_status
+from hpcflow.progress import Monitor, PEProgress, Snapshot, describe, read_status, write_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -181,3 +181,13 @@ def test_the_eta_covers_feeding_the_roots_and_draining_the_queues():
     assert draining.eta_s == 2.0  # the roots are done: 8 queued at 4 a second
     unknown = Snapshot(state="running", pes=[PEProgress("A", 5, 0, 1.0), PEProgress("B", 5, 0, 1.0)])
     assert unknown.eta_s is None  # no input size: no ETA
+
+
+def test_status_lines_say_nothing_false():
+    """A failed run is not said to have `no errors`; an auto-scaled run's target is set
+    beside the pool workers it counts, apart from the pinned instances."""
+    failed = Snapshot(state="failed", workflow="w", mapping="dyn_multi", last_error="PE X failed on item 10: E")
+    assert "no errors" not in describe(failed)[0] and describe(failed)[-1] == "  last error: PE X failed on item 10: E"
+    auto = Snapshot(state="running", workflow="w", mapping="hybrid_auto_multi", workers_active=9, workers=12)
+    auto.target, auto.pool_active = 3, 3
+    assert "workers 9/12 active (3 in the pool, auto-scaler target 3; 6 pinned), no errors" in describe(auto)[0]

@@ -102,7 +102,7 @@ def test_a_malformed_experiment_is_one_usage_error_naming_the_file(tmp_path, tex
         ("name: d\nworkflow: pipeline\nmappings: [simple]\n", "missing cpus"),
         ("name: d\nworkflow: nosuchflow\nmappings: [simple]\ncpus: [1]\n", "unknown workflow 'nosuchflow'"),
         (B + "params: {size: 3}\n", "has no parameter 'size'"),
-        (B + "params: {items: -1}\n", "items >= 0"),
+        (B + "params: {items: -1}\n", "params: items=-1: items takes a whole number >= 0"),
         ("name: d\nworkflow: pipeline\nmappings: [nope]\ncpus: [1]\n", "unknown mapping 'nope'"),
         ("name: d\nworkflow: pipeline\nmappings: [simple]\ncpus: [-4]\n", "cpus must be whole numbers"),
     ],

@@ -20,6 +20,7 @@ from ..exits import raise_terminated
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
+from ..result import RunResult
 from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..settings import resolve
 from ..transports import REDIS
@@ -79,6 +80,7 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
 )
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--print-results", is_flag=True, hidden=True, help="Print Inputs:, Outputs: (dispel4py simple).")
 @click.pass_context
 def run_cmd(
     ctx,
@@ -95,6 +97,7 @@ def run_cmd(
     checkpoint_interval,
     config_file,
     quiet,
+    print_results,
 ):
     """Run WORKFLOW (a built-in name, see `hpcflow workflows`; a module or a .py file) and write a run directory.
 
@@ -172,6 +175,8 @@ def run_cmd(
         log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
+        if print_results and ranks.writer:  # as dispel4py's simple prints them, on stdout
+            click.echo(f"Inputs: {job.feeds}")
         held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
@@ -194,6 +199,8 @@ def run_cmd(
             for line in last_lines(result, failure, path):
                 click.echo(f"hpcflow: {line}", err=True)
         if failure is None:  # stdout's last line names the run directory of a run that finished
+            if print_results:
+                click.echo(f"Outputs: {written_outputs(result)}")
             click.echo(str(path.absolute()))
         else:
             if isinstance(failure, KeyboardInterrupt):
@@ -207,6 +214,16 @@ def run_cmd(
         if held is not None:
             os.close(held)
         _detach(log, handler)
+
+
+def written_outputs(result: RunResult) -> dict[str, dict[str, list]]:
+    """The outputs as dispel4py's simple prints them: {pe: {port: [items]}} of the ports written to."""
+    out = {}
+    for pe, ports in result.outputs.items():
+        written = {port: items for port, items in ports.items() if items}
+        if written:
+            out[pe] = written
+    return out
 
 
 def on_main_thread() -> bool:

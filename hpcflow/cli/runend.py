@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..batch.allocation import detect_allocation
+from ..errors import PEError
 from ..exits import SKIPPED_EXIT, end_state
 from ..htmlreport import write_run_report
 from ..job import Job
@@ -73,9 +74,11 @@ def finish_run(
         result = RunResult(outputs={}, metrics=bare_metrics(job, elapsed))
     m = result.metrics
     skipped = len(result.errors)
-    m.extra.update(status=status, errors=skipped, skipped=skipped)
+    m.extra.update(status=status, errors=skipped, skipped=skipped, on_error=job.options.on_error or "fail")
     if failure is not None:
         m.extra["error"] = str(failure) or type(failure).__name__
+    if isinstance(failure, PEError):  # the item the run failed on: the report counts it as its PE's error
+        m.extra["failed_item"] = {"pe": failure.pe, "instance": failure.instance, "item": failure.item}
     elif skipped:
         m.extra["error"] = f"{skipped} item(s) skipped (on_error skip); first: {error_text(result.errors[0])}"
         code = SKIPPED_EXIT
@@ -113,7 +116,12 @@ def finish_run(
 def done_line(result: RunResult, status: str) -> str:
     m = result.metrics
     verb = "done in" if status == "ok" else f"{status} after"
-    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+    return f"{verb} {duration(m.runtime_s)} (process time {duration(m.process_time_s)}, {sum(m.items.values())} items)"
+
+
+def duration(seconds: float) -> str:
+    """`12.345 s`, or in milliseconds under 0.1 s, so that a short run does not read `0.000 s`."""
+    return f"{seconds:.3f} s" if seconds >= 0.1 else f"{seconds * 1e3:.3g} ms"
 
 
 def last_lines(result: RunResult | None, failure: BaseException | None, path: Path) -> list[str]:
