@@ -15,10 +15,13 @@ import csv
 import html
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .attempts import ended_text, gaps, summary
 
 REPORT_FILE = "report.html"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -83,9 +86,11 @@ def line_chart(
     ylabel: str,
     width: int = 900,
     height: int = 260,
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> str:
     """An inline SVG chart of step lines (a value holds until the next sample), the
-    legend above the plot area so it never covers the data."""
+    legend above the plot area so it never covers the data. `gaps` (x from, x to) are
+    shaded, and no line crosses one: nothing ran there (the time between attempts)."""
     left, right, top, bottom = 60, 15, 30, 40
     pw, ph = width - left - right, height - top - bottom
     xs = [x for _, pts in series for x, _ in pts]
@@ -105,6 +110,12 @@ def line_chart(
         parts.append(f"<line x1='{left}' y1='{sy(gy):.1f}' x2='{left + pw}' y2='{sy(gy):.1f}' stroke='#eee'/>")
         parts.append(f"<text x='{sx(gx):.1f}' y='{top + ph + 14}' text-anchor='middle'>{gx:g}</text>")
         parts.append(f"<text x='{left - 6}' y='{sy(gy) + 4:.1f}' text-anchor='end'>{gy:g}</text>")
+    for g0, g1 in gaps:
+        gw = sx(g1) - sx(g0)
+        parts.append(f"<rect x='{sx(g0):.1f}' y='{top}' width='{gw:.1f}' height='{ph}' fill='#f0f0f0'/>")
+        if gw > 60:
+            mid = (sx(g0) + sx(g1)) / 2
+            parts.append(f"<text x='{mid:.1f}' y='{top + 14}' text-anchor='middle' fill='#888'>between attempts</text>")
     parts.append(f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>")
     parts.append(f"<text x='{left + pw / 2}' y='{height - 6}' text-anchor='middle'>{esc(xlabel)}</text>")
     parts.append(
@@ -115,9 +126,10 @@ def line_chart(
         color = COLORS[i % len(COLORS)]
         path = []
         for j, (x, y) in enumerate(pts):
-            if j:
+            joined = j > 0 and not any(pts[j - 1][0] <= g0 and x >= g1 for g0, g1 in gaps)
+            if joined:
                 path.append(f"L{sx(x):.1f},{sy(pts[j - 1][1]):.1f}")
-            path.append(f"{'L' if j else 'M'}{sx(x):.1f},{sy(y):.1f}")
+            path.append(f"{'L' if joined else 'M'}{sx(x):.1f},{sy(y):.1f}")
         if path:
             parts.append(f"<path d='{' '.join(path)}' fill='none' stroke='{color}' stroke-width='1.5'/>")
         parts.append(f"<rect x='{lx}' y='8' width='14' height='4' fill='{color}'/>")
@@ -158,6 +170,7 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         ("hpcflow", metrics.get("hpcflow_version"), ""),
     ]
     body += ["<h2>Settings</h2>", table(("setting", "value", "from"), settings)]
+    body += attempts_section(metrics)
     stats = metrics.get("pe_stats") or {}
     failed = Counter(e.get("pe") for e in errors)
     process_time = metrics.get("process_time_s") or 0.0
@@ -199,10 +212,56 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     workers = [("active workers", active)]
     if metrics.get("autoscale_timeline"):
         workers.append(("auto-scaler target", [(t, n) for t, n in metrics["autoscale_timeline"]]))
-    body.append(figure(line_chart(workers, "seconds since the start", "workers"), "Workers over time."))
-    body.append(figure(line_chart([("queued tasks", queued)], "seconds since the start", "tasks"), "Queued tasks."))
+    log = metrics.get("attempt_log") or []
+    axis, between = (
+        ("seconds since the first attempt started", gaps(log)) if len(log) > 1 else ("seconds since the start", [])
+    )
+    body.append(figure(line_chart(workers, axis, "workers", gaps=between), "Workers over time."))
+    body.append(figure(line_chart([("queued tasks", queued)], axis, "tasks", gaps=between), "Queued tasks."))
     body.append(f"<p class='note'>{len(timeline)} samples.</p>")
     return page(f"hpcflow: {title}", "\n".join(body))
+
+
+def attempts_section(metrics: dict[str, Any]) -> list[str]:
+    """A run of more than one attempt (Ctrl-C and resume, `submit --until-done`): each
+    attempt, and how the run's figures add up over them."""
+    log = metrics.get("attempt_log") or []
+    if len(log) < 2:
+        return []
+    rows = []
+    for a in log:
+        length = a["end_s"] - a["start_s"] if a.get("end_s") is not None else None
+        rows.append(
+            (
+                a.get("attempt"),
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(a["started_at"])),
+                f"{a['start_s']:.1f} s",
+                f"{length:.1f} s" if length is not None else "—",
+                a.get("job_id") or "—",
+                a.get("resumed_from") or "the start",
+                a.get("checkpoint") or "—",
+                ended_text(a, a is log[-1]),
+            )
+        )
+    s = summary(log)
+    headers = (
+        "attempt",
+        "started",
+        "at",
+        "ran",
+        "job",
+        "resumed from checkpoint",
+        "checkpoint written",
+        "how it ended",
+    )
+    return [
+        f"<h2>Attempts ({len(log)})</h2>",
+        table(headers, rows, (1, 0, 1, 1, 0, 1, 1, 0)),
+        f"<p class='note'>The run spanned {s['span_s']:.4g} s from the first attempt's start to the last one's end, "
+        f"{s['between_s']:.4g} s of it between attempts (waiting in the queue, or until `hpcflow resume`). "
+        "Runtime, process time and CPU time above are summed over the attempts, up to the checkpoint each "
+        "resumed from; the timeline below shows every attempt on one axis.</p>",
+    ]
 
 
 def write_run_report(run_dir: Path) -> Path:

@@ -23,6 +23,7 @@ import click
 
 from .. import __version__
 from ..errors import HpcflowError, UsageError
+from ..exits import end_state
 from ..mpirun import launcher_rank
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
@@ -93,8 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     except HpcflowError as exc:
         if debug:  # a PE's own traceback says more than where hpcflow re-raised it
             print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        if say:
-            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        if say:  # a stop the user or the batch system asked for is said as what happened, not as an error
+            kind = "" if end_state(exc)[0] == "interrupted" else "error: "
+            click.echo(f"hpcflow: {kind}{_one_line(exc)}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:

@@ -14,7 +14,9 @@ import click
 
 from ..api import execute as execute_run
 from ..api import prepare as prepare_run
+from ..attempts import begin_attempt
 from ..batch.allocation import detect_allocation
+from ..engines.checkpoint import CheckpointStore
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated
 from ..mappings import get_mapping
@@ -173,6 +175,10 @@ def run_cmd(
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
         held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
+        if ranks.writer:
+            resumed = bool(ctx.obj.get("resume"))
+            newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
+            begin_attempt(path, resumed, newest[-1] if newest else None)
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import psutil
 
+from ..attempts import attempt_log, describe_attempts, read_attempts
 from ..errors import UsageError
 from ..progress import FINAL_STATES, STATUS_FILE, Snapshot, describe, read_status
 from ..sweep.jobs import job_state, submitted_job
@@ -52,6 +53,7 @@ def status_lines(path: Path, queue: str | None) -> list[str]:
         lines.append(f"not started: no status.json yet in {path}")
         return lines
     lines += describe(snap)
+    lines += describe_attempts(attempt_log(read_attempts(path), now=time.time()))
     age = time.time() - snap.updated_at
     if snap.state not in FINAL_STATES:
         if not _alive(snap):
