@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -181,3 +183,43 @@ def test_the_eta_covers_feeding_the_roots_and_draining_the_queues():
     assert draining.eta_s == 2.0  # the roots are done: 8 queued at 4 a second
     unknown = Snapshot(state="running", pes=[PEProgress("A", 5, 0, 1.0), PEProgress("B", 5, 0, 1.0)])
     assert unknown.eta_s is None  # no input size: no ETA
+
+
+def read_pty(fd: int, until: float) -> str:
+    """What a program wrote to the terminal `fd` up to the monotonic time `until`."""
+    out = b""
+    while time.monotonic() < until:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:  # the program ended and closed its side
+                break
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_status_watch_redraws_in_place_on_a_terminal_and_appends_otherwise(tmp_path, tty):
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, "-m", "dyn_multi", "-n", "2", "--oversubscribe", "-q")
+    wait_for_items(run_dir, proc)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120", LINES="40")
+    cmd = [sys.executable, "-m", "hpcflow", "status", str(run_dir), "--watch", "--interval", "0.3"]
+    main, side = pty.openpty() if tty else os.pipe()
+    watcher = subprocess.Popen(cmd, env=env, stdout=side, stderr=subprocess.STDOUT)
+    os.close(side)
+    try:
+        shown = read_pty(main, time.monotonic() + 4)
+    finally:
+        watcher.kill()
+        watcher.wait()
+        os.close(main)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    blocks = shown.count("running pipeline on dyn_multi: ")
+    assert blocks >= 2, shown
+    if tty:  # each later block moves up over the lines of the one before and clears them
+        block = shown.split("\x1b[J")[1]
+        assert shown.count(f"\x1b[{block.count(chr(10))}F\x1b[J") == blocks - 1, shown
+    else:
+        assert "\x1b[" not in shown and "\n\nrunning pipeline on dyn_multi: " in shown

@@ -1,7 +1,7 @@
 """Job-script templates: a JobSpec as a SLURM or a PBS Pro script.
 
 Both scripts end by `exec`-ing the launcher, so hpcflow *is* the batch shell and the
-scheduler's SIGTERM before the walltime reaches it directly (the engine drains on it).
+scheduler's SIGTERM before the walltime reaches it directly (hpcflow writes a checkpoint and stops).
 SLURM is asked for that signal `WARNING_S` seconds early; PBS has no such request.
 An --until-done job instead ends with the attempt logic of `untildone`, which passes
 the signal on and submits the script again while the run is unfinished.
@@ -14,7 +14,7 @@ import shlex
 from .jobspec import JobSpec
 from .untildone import Resubmission, attempt_lines
 
-WARNING_S = 60  # SIGTERM this long before the walltime: time to drain and write metrics
+WARNING_S = 60  # SIGTERM this long before the walltime: time to write a checkpoint and the metrics
 SLURM_SCRIPT, PBS_SCRIPT = "job.sh", "job.pbs"  # the scripts' names in the run directory
 
 

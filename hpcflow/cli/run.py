@@ -104,9 +104,10 @@ def run_cmd(
     configs/default.yaml of the current directory (WORKFLOW too); the start line says
     where each came from. The run directory is under ./runs/ unless --run-dir says.
     Exit 0: done; 3: done with items skipped (--on-error skip); 1: failed or stalled;
-    130/143: interrupted (Ctrl-C drains; a second Ctrl-C aborts); 2: bad input.
-    On multi and the dyn_*, hybrid_* and *_redis mappings a SIGTERM or Ctrl-C writes
-    a checkpoint instead of draining, and `hpcflow resume RUN_DIR` continues the run.
+    2: bad input; 130/143: stopped by Ctrl-C/SIGTERM, which on multi and the dyn_*,
+    hybrid_* and *_redis mappings writes a checkpoint first (`hpcflow resume RUN_DIR`
+    continues the run), on mpi drains the work in flight, and on simple stops at once;
+    a second Ctrl-C aborts at once.
 
     With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH

@@ -3,6 +3,7 @@ its coordinator keeps current, and for a submitted job the scheduler's word on i
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -33,16 +34,21 @@ def status_cmd(run_dir: str, watch: bool, interval: float) -> None:
     if not path.is_dir() or (read_status(path) is None and job is None):
         raise UsageError(f"{run_dir} is no run directory (it has no {STATUS_FILE}); give one that `hpcflow run` made")
     queue = f"{job[0]} job {job[1]}: {job_state(*job)}" if job is not None else None  # asked once, not every refresh
+    tty = watch and click.get_text_stream("stdout").isatty()
+    shown = 0  # lines of the block on the terminal, which the next one replaces
     while True:
         lines = status_lines(path, queue)
-        if watch and click.get_text_stream("stdout").isatty():
-            click.clear()
+        if tty:  # redraw in place, as `watch` and a live display do; the terminal's earlier lines stay
+            width = shutil.get_terminal_size().columns
+            lines = [line[: width - 1] for line in lines]  # one row each, so the count is right
+            click.echo((f"\x1b[{shown}F" if shown else "") + "\x1b[J", nl=False)
+            shown = len(lines)
         click.echo("\n".join(lines))
         snap = read_status(path)
         if not watch or (snap is not None and (snap.state in FINAL_STATES or not _alive(snap))):
             return
         time.sleep(interval)  # a display's refresh rate, not a wait for an event
-        if not click.get_text_stream("stdout").isatty():
+        if not tty:  # a log or a pipe: one block after another
             click.echo("")
 
 
