@@ -42,11 +42,13 @@ status=0
 wait "$launcher" || status=$?
 
 # 143: stopped by SIGTERM with a checkpoint. A scancel also sends SIGTERM: then the job
-# is no longer RUNNING, and it is not requeued.
+# is no longer RUNNING, and it is not requeued. A requeued attempt exits 0 (it stopped as
+# planned); any other keeps hpcflow's exit code, so a failure shows as FAILED.
 if [ "$status" -eq 143 ] && [ "$attempt" -lt "$max_attempts" ] &&
     scontrol show job -o "$SLURM_JOB_ID" | grep -q " JobState=RUNNING "; then
-    echo "attempt $attempt: stopped with a checkpoint; requeued"
+    echo "attempt $attempt: stopped with a checkpoint; requeued (a planned stop: this attempt exits 0)"
     scontrol requeue "$SLURM_JOB_ID"
+    status=0
 elif [ "$status" -eq 143 ]; then
     echo "attempt $attempt: stopped with a checkpoint; not requeued (cancelled or the last attempt): hpcflow resume $run_dir"
 else
