@@ -235,8 +235,8 @@ def attempts_section(metrics: dict[str, Any]) -> list[str]:
             (
                 a.get("attempt"),
                 time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(a["started_at"])),
-                f"{a['start_s']:.1f} s",
-                f"{length:.1f} s" if length is not None else "—",
+                f"{a['start_s']:.1f}\u00a0s",  # (a no-break space: the unit stays with its figure)
+                f"{length:.1f}\u00a0s" if length is not None else "—",
                 a.get("job_id") or "—",
                 a.get("resumed_from") or "the start",
                 a.get("checkpoint") or "—",

@@ -261,6 +261,7 @@ def test_until_done_job_outlives_its_walltime_through_further_attempts_with_the_
     assert stopped == ["0:0"] * len(stopped), log  # each stopped by SIGTERM with a checkpoint, as planned
     assert [job_field(job_id, "JobState") for job_id in job_ids] == ["COMPLETED"] * len(job_ids), log
     assert log.count("stopped with a checkpoint; attempt ") == len(stopped)
+    assert "CANCELLED" not in log  # slurmstepd writes that for a TERM; the early warning is USR1
     assert log.count("a planned stop: this job ends with exit 0 (hpcflow exited 143 after the checkpoint)") == len(
         stopped
     )

@@ -3,7 +3,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
 
     run       hpcflow run: one run in this allocation
     runend    how a run ends: metrics.json, status and exit code, the last lines
-    status    hpcflow status: how a run goes, from its status.json
+    status    hpcflow status: how a run goes, from its status.json, its attempts and its job
     workflows hpcflow workflows: the built-ins and their parameters
     submit    hpcflow submit: a run as a batch job
     sweep     hpcflow sweep and report: an experiment, and its plots
@@ -11,6 +11,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
     info      hpcflow info and mappings: this machine, this hpcflow
     flags     the flags run and submit share, and the settings they come to
     params    -p, --inputs and --cpus, from text to checked values
+    prepare   the checks and the plan that run and submit share
 """
 
 from __future__ import annotations
