@@ -249,10 +249,20 @@ def test_until_done_job_outlives_its_walltime_through_further_attempts_with_the_
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "20")
     first, run_dir = submitted(cli("submit", "pipeline", "--mapping", "hybrid_multi", *work, *until_done))
     run = tmp_path / run_dir
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    watch = [sys.executable, "-m", "hpcflow", "status", str(run), "--watch", "--interval", "1"]
+    watcher = subprocess.Popen(watch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         job_ids = attempts_of(run, first, timeout=900)
+        watched, _ = watcher.communicate(timeout=120)  # `status --watch` follows every attempt to the end
     finally:
         subprocess.run(["scancel", (run / "job_id").read_text().split()[1]], timeout=60)
+        watcher.kill()
+    assert watcher.returncode == 0, watched
+    blocks = watched.split("\n\n")
+    assert f"slurm job {job_ids[1]}: " in watched and blocks[-1].splitlines()[1].startswith(
+        "ok pipeline on hybrid_multi"
+    )
     log = (run / "job.out").read_text()
     assert len(job_ids) > 1, log
     assert job_field(job_ids[-1], "JobState") == "COMPLETED", log

@@ -41,10 +41,10 @@ def status_cmd(run_dir: str, watch: bool, interval: float) -> None:
     shown = 0  # lines of the block on the terminal, which the next one replaces
     info: JobInfo | None = None
     while True:
-        snap, job = read_status(path), submitted_job(path)
+        (snap, alive), job = read_settled(path), submitted_job(path)
         if job is not None and (info is None or info.job_id != job[1] or _no_run_now(snap)):
             info = job_info(*job)  # once, and again while the run waits for its (next) job: not every refresh
-        lines = status_lines(path, snap, info)
+        lines = status_lines(path, snap, info, alive)
         if tty:  # redraw in place, as `watch` and a live display do; the terminal's earlier lines stay
             width = shutil.get_terminal_size().columns
             lines = [line[: width - 1] for line in lines]  # one row each, so the count is right
@@ -53,7 +53,7 @@ def status_cmd(run_dir: str, watch: bool, interval: float) -> None:
         click.echo("\n".join(lines))
         if snap is None and info is not None and info.over:  # the job ended, its run never started
             raise click.exceptions.Exit(1)
-        over = snap is not None and (snap.state in FINAL_STATES or not _alive(snap))
+        over = snap is not None and (snap.state in FINAL_STATES or not alive)
         next_attempt = snap is not None and snap.state == "interrupted" and info is not None and not info.over
         if not watch or (over and not next_attempt):  # (an --until-done run's next job is watched on)
             return
@@ -63,8 +63,9 @@ def status_cmd(run_dir: str, watch: bool, interval: float) -> None:
 
 
 def _no_run_now(snap: Snapshot | None) -> bool:
-    """No process runs the workflow now: its job (or the next attempt's) may be waiting."""
-    return snap is None or snap.state == "interrupted"
+    """No process runs the workflow now: its job (or the next attempt's) may be waiting,
+    or the job is ending."""
+    return snap is None or snap.state in FINAL_STATES
 
 
 def job_info(scheduler: str, job_id: str) -> JobInfo:
@@ -74,7 +75,18 @@ def job_info(scheduler: str, job_id: str) -> JobInfo:
     return JobInfo(scheduler, job_id, NOT_LISTED if state == OVER else state)
 
 
-def status_lines(path: Path, snap: Snapshot | None, info: JobInfo | None) -> list[str]:
+def read_settled(path: Path) -> tuple[Snapshot | None, bool]:
+    """status.json, and whether the process that writes it still runs. One found gone may
+    have written its end just before it exited: status.json is then read once more."""
+    snap = read_status(path)
+    if snap is None or snap.state in FINAL_STATES:
+        return snap, False
+    if _alive(snap):
+        return snap, True
+    return read_status(path), False
+
+
+def status_lines(path: Path, snap: Snapshot | None, info: JobInfo | None, alive: bool) -> list[str]:
     lines = [info.describe()] if info is not None else []
     if snap is None:
         if info is not None and info.over:
@@ -89,7 +101,7 @@ def status_lines(path: Path, snap: Snapshot | None, info: JobInfo | None) -> lis
     lines += describe_attempts(attempt_log(read_attempts(path), now=time.time()))
     age = time.time() - snap.updated_at
     if snap.state not in FINAL_STATES:
-        if not _alive(snap):
+        if not alive:
             lines.append(
                 f"  but its process {snap.pid} on {snap.host} is gone (last word {age:.0f} s ago): "
                 "the run was killed before it could write its end"
