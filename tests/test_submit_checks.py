@@ -128,6 +128,7 @@ def test_a_pending_jobs_reason_is_said_in_words():
     )
     limit = slurm_job("12", run=answers(squeue="PENDING|QOSMaxCpuPerUserLimit\n")).describe()
     assert "a limit of your account or QOS is reached" in limit
+    assert slurm_job("12", run=answers(squeue="RUNNING|JobHeldUser\n")).describe() == "slurm job 12: RUNNING"
 
 
 def test_an_ended_job_is_read_from_sacct_then_scontrol():

@@ -70,7 +70,7 @@ class JobInfo:
         text = f"{self.scheduler} job {self.job_id}: {self.state}"
         if self.exit_code and self.over:
             text += f", exit code {self.exit_code}"
-        shown = self.reason and (self.waiting or self.reason != "None")  # SLURM's "None" of an ended job says nothing
+        shown = self.reason and (self.waiting or self.over and self.reason != "None")  # (not a running job's)
         if shown:
             words = explain(self.reason)
             text += f" ({self.reason}: {words})" if words else f" ({self.reason})"
