@@ -15,10 +15,13 @@ import csv
 import html
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .attempts import ended_text, gaps, summary
 
 REPORT_FILE = "report.html"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -92,11 +95,13 @@ def line_chart(
     height: int = 260,
     counts: bool = False,
     dashed: Sequence[str] = (),
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> str:
     """An inline SVG chart of step lines (a value holds until the next sample), the
     legend above the plot area so it never covers the data. `counts`: the y axis counts
     things, so its ticks are whole numbers; `dashed`: the series drawn dashed (a target
-    over the line it steers, both visible where they meet)."""
+    over the line it steers, both visible where they meet); `gaps` (x from, x to) are
+    shaded, and no line crosses one: nothing ran there (the time between attempts)."""
     left, right, top, bottom = 60, 15, 30, 40
     pw, ph = width - left - right, height - top - bottom
     xs = [x for _, pts in series for x, _ in pts]
@@ -123,6 +128,12 @@ def line_chart(
     for gy in yticks:
         parts.append(f"<line x1='{left}' y1='{sy(gy):.1f}' x2='{left + pw}' y2='{sy(gy):.1f}' stroke='#eee'/>")
         parts.append(f"<text x='{left - 6}' y='{sy(gy) + 4:.1f}' text-anchor='end'>{gy:g}</text>")
+    for g0, g1 in gaps:
+        gw = sx(g1) - sx(g0)
+        parts.append(f"<rect x='{sx(g0):.1f}' y='{top}' width='{gw:.1f}' height='{ph}' fill='#f0f0f0'/>")
+        if gw > 60:
+            mid = (sx(g0) + sx(g1)) / 2
+            parts.append(f"<text x='{mid:.1f}' y='{top + 14}' text-anchor='middle' fill='#888'>between attempts</text>")
     parts.append(f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>")
     parts.append(f"<text x='{left + pw / 2}' y='{height - 6}' text-anchor='middle'>{esc(xlabel)}</text>")
     parts.append(
@@ -133,9 +144,10 @@ def line_chart(
         color = COLORS[i % len(COLORS)]
         path = []
         for j, (x, y) in enumerate(pts):
-            if j:
+            joined = j > 0 and not any(pts[j - 1][0] <= g0 and x >= g1 for g0, g1 in gaps)
+            if joined:
                 path.append(f"L{sx(x):.1f},{sy(pts[j - 1][1]):.1f}")
-            path.append(f"{'L' if j else 'M'}{sx(x):.1f},{sy(y):.1f}")
+            path.append(f"{'L' if joined else 'M'}{sx(x):.1f},{sy(y):.1f}")
         dash = " stroke-dasharray='6 4'" if name in dashed else ""
         if path:
             parts.append(f"<path d='{' '.join(path)}' fill='none' stroke='{color}' stroke-width='1.5'{dash}/>")
@@ -164,6 +176,7 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         body.append(f"<p class='error'>{esc(metrics['error'])}</p>")
     settings = _settings(metrics)
     body += ["<h2>Settings</h2>", table(("setting", "value", "from"), settings)]
+    body += attempts_section(metrics)
     stats = metrics.get("pe_stats") or {}
     failed = Counter(e.get("pe") for e in errors)
     if metrics.get("failed_item"):  # the item the run failed on is its PE's error too
@@ -304,13 +317,59 @@ def _timeline(metrics: dict[str, Any]) -> list[str]:
         workers = [("active workers", [(t, a) for t, a, _ in timeline])]
         caption = "Workers over time: the processes running a task or holding their CPU."
     queued = [(t, q) for t, _, q in timeline]
+    log = metrics.get("attempt_log") or []  # several attempts: one axis over them all, the time between shaded
+    axis, between = (
+        ("seconds since the first attempt started", gaps(log)) if len(log) > 1 else ("seconds since the start", [])
+    )
     return [
-        figure(line_chart(workers, "seconds since the start", "workers", counts=True, dashed=[TARGET]), caption),
+        figure(line_chart(workers, axis, "workers", counts=True, dashed=[TARGET], gaps=between), caption),
         figure(
-            line_chart([("queued tasks", queued)], "seconds since the start", "tasks", counts=True),
+            line_chart([("queued tasks", queued)], axis, "tasks", counts=True, gaps=between),
             "Tasks queued for the workers over time.",
         ),
         f"<p class='note'>{len(timeline)} samples, 0.1 s apart.</p>",
+    ]
+
+
+def attempts_section(metrics: dict[str, Any]) -> list[str]:
+    """A run of more than one attempt (Ctrl-C and resume, `submit --until-done`): each
+    attempt, and how the run's figures add up over them."""
+    log = metrics.get("attempt_log") or []
+    if len(log) < 2:
+        return []
+    rows = []
+    for a in log:
+        length = a["end_s"] - a["start_s"] if a.get("end_s") is not None else None
+        rows.append(
+            (
+                a.get("attempt"),
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(a["started_at"])),
+                f"{a['start_s']:.1f}\u00a0s",  # (a no-break space: the unit stays with its figure)
+                f"{length:.1f}\u00a0s" if length is not None else "—",
+                a.get("job_id") or "—",
+                a.get("resumed_from") or "the start",
+                a.get("checkpoint") or "—",
+                ended_text(a, a is log[-1]),
+            )
+        )
+    s = summary(log)
+    headers = (
+        "attempt",
+        "started",
+        "at",
+        "ran",
+        "job",
+        "resumed from checkpoint",
+        "checkpoint written",
+        "how it ended",
+    )
+    return [
+        f"<h2>Attempts ({len(log)})</h2>",
+        table(headers, rows, (1, 0, 1, 1, 0, 1, 1, 0)),
+        f"<p class='note'>The run spanned {s['span_s']:.4g} s from the first attempt's start to the last one's end, "
+        f"{s['between_s']:.4g} s of it between attempts (waiting in the queue, or until `hpcflow resume`). "
+        "Runtime, process time and CPU time above are summed over the attempts, up to the checkpoint each "
+        "resumed from; the timeline below shows every attempt on one axis.</p>",
     ]
 
 

@@ -121,8 +121,8 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
     if s.checkpoint:
         c = s.checkpoint
         lines.append(f"  checkpoint {c.get('generation')} (attempt {c.get('attempt')}): hpcflow resume goes on from it")
-    if s.last_error:
-        lines.append(f"  last error: {s.last_error}"[:width])
+    if s.last_error:  # an interruption's text is how it stopped (a checkpoint, how to go on), not an error
+        lines.append(f"  {'' if s.state == 'interrupted' else 'last error: '}{s.last_error}"[:width])
     return lines
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..attempts import attempt_log, end_attempt, whole_timeline
 from ..batch.allocation import detect_allocation
 from ..errors import PEError
 from ..exits import SKIPPED_EXIT, end_state
@@ -84,6 +85,7 @@ def finish_run(
         code = SKIPPED_EXIT
     m.extra["pe_stats"] = monitor.pe_figures(m.items, m.process_time_s)
     if path is not None:
+        record_attempt(path, m, code)
         write_result(path, result)
         if failure is not None:
             log.error("%s: %s\n%s", status, failure, getattr(failure, "tb", ""))
@@ -111,6 +113,18 @@ def finish_run(
     if path is not None:
         write_run_report(path)
     return code
+
+
+def record_attempt(path: Path, m: Metrics, code: int) -> None:
+    """This attempt's end in RUN_DIR/attempts.json; in the metrics, every attempt of the run
+    (`attempts`, `attempt_log`) and, after more than one, the timelines over all of them."""
+    entries = end_attempt(path, {**m.extra, "timeline": m.timeline}, code)
+    log = attempt_log(entries)
+    m.extra.update(attempts=max(1, len(log)), attempt_log=log)
+    if len(log) > 1:
+        m.timeline = whole_timeline(entries)
+        if m.extra.get("autoscale_timeline"):
+            m.extra["autoscale_timeline"] = whole_timeline(entries, "autoscale_timeline")
 
 
 def done_line(result: RunResult, status: str) -> str:
