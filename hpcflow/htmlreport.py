@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .sweep.spec import params_text
+
 REPORT_FILE = "report.html"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
@@ -43,8 +45,12 @@ window.addEventListener("load", function () {
 """
 
 
+class Markup(str):
+    """Text that is already HTML (a link), put into a table cell as it is."""
+
+
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return value if isinstance(value, Markup) else html.escape(str(value), quote=True)
 
 
 def page(title: str, body: str) -> str:
@@ -146,7 +152,7 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     sources = (metrics.get("config") or {}).get("sources", {})
     settings = [
         ("workflow", metrics.get("workflow"), sources.get("workflow", "")),
-        ("params", json.dumps(metrics.get("params", {})), sources.get("params", "")),
+        ("params", params_text(metrics.get("params") or {}) or "—", sources.get("params", "")),
         ("mapping", metrics.get("mapping"), sources.get("mapping", "")),
         ("processes", metrics.get("processes"), sources.get("cpus", "")),
         ("autoscale", metrics.get("autoscale", "—"), sources.get("autoscale", "")),
@@ -222,8 +228,9 @@ def png_figure(path: Path) -> str:
     return f"<figure><img alt='{esc(path.name)}' src='data:image/png;base64,{data}'></figure>"
 
 
-def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]) -> str:
-    """The page of a sweep: its ratio tables (ratios.csv), its plots, its failed runs."""
+def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path], note: str | None = None) -> str:
+    """The page of a sweep: its ratio tables (ratios.csv), its plots, every cell with
+    links to its runs' own report.html, its failed runs."""
     name = rows[0].get("sweep", results.name) if rows else results.name
     ok = sum(1 for r in rows if r.get("status") == "ok")
     body = [
@@ -241,25 +248,107 @@ def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]
             body.append(
                 table(
                     ("row", "params", "cpus", "runtime ratio", "process-time ratio"),
-                    [(e["row"], e["params"], e["cpus"], e["runtime_ratio"], e["process_time_ratio"]) for e in mine],
+                    [
+                        (e["row"], _csv_params(e["params"]), e["cpus"], e["runtime_ratio"], e["process_time_ratio"])
+                        for e in mine
+                    ],
                     (0, 0, 1, 1, 1),
                 )
             )
     body.append("<h2>Plots</h2>")
+    if note:
+        body.append(f"<p class='note'>{esc(note)}</p>")
     body += [png_figure(p) for p in pngs]
+    body += _cells_section(results, rows)
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         body.append("<h2>Failed runs</h2>")
         body.append(
             table(
                 ("mapping", "cpus", "params", "repeat", "error"),
-                [(r["mapping"], r["cpus"], json.dumps(r["params"]), r["repeat"], r.get("error", "")) for r in failed],
+                [
+                    (r["mapping"], r["cpus"], params_text(r["params"]), _run_link(results, r), r.get("error", ""))
+                    for r in failed
+                ],
             )
         )
     return page(f"hpcflow sweep {name}", "\n".join(body))
 
 
-def write_sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]) -> Path:
+def _csv_params(text: str) -> str:
+    """ratios.csv keeps a cell's params as JSON (a machine reads it); a page shows key=value."""
+    try:
+        params = json.loads(text)
+    except ValueError:
+        return text
+    return params_text(params) if isinstance(params, dict) else text
+
+
+def _run_link(results: Path, row: dict[str, Any]) -> Markup | str:
+    """`repeat N`, linked to that run's report.html when its run directory is kept."""
+    label = f"repeat {row.get('repeat', '?')}"
+    if not row.get("run_dir"):
+        return label
+    target = f"runs/{Path(row['run_dir']).name}/{REPORT_FILE}"
+    if not (results / target).is_file():
+        return label
+    return Markup(f"<a href='{esc(target)}' class='{esc(row.get('status', ''))}-run'>{esc(label)}</a>")
+
+
+def _cells_section(results: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """One line a cell and mapping: the means over its successful repeats, and a link to
+    each repeat's report.html (a run directory that is not kept has no link)."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (json.dumps(row["params"], sort_keys=True), int(row["cpus"]), row["mapping"])
+        groups.setdefault(key, []).append(row)
+    lines = []
+    for (_, cpus, mapping), group in groups.items():
+        good = [r for r in group if r.get("status") == "ok"]
+        runtime = _mean_sd([r["runtime_s"] for r in good])
+        process = _mean_sd([r["process_time_s"] for r in good])
+        links = Markup(" · ".join(esc(_run_link(results, r)) for r in sorted(group, key=lambda r: r.get("repeat", 0))))
+        lines.append(
+            (
+                params_text(group[0]["params"]) or "—",
+                mapping,
+                cpus,
+                f"{len(good)} / {len(group)}",
+                runtime,
+                process,
+                links,
+            )
+        )
+    linked = any("<a " in line[-1] for line in lines)
+    note = (
+        "Each repeat links to its run's own report (its settings, PEs and timeline)."
+        if linked
+        else "The run directories of these runs are not kept here, so the repeats have no reports to link."
+    )
+    return [
+        "<h2>Cells</h2>",
+        table(
+            ("params", "mapping", "cpus", "ok / runs", "runtime (s)", "process time (s)", "runs"),
+            lines,
+            (0, 0, 1, 1, 1, 1, 0),
+        ),
+        f"<p class='note'>Means over the successful repeats ± sample standard deviation. {note}</p>",
+    ]
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def write_sweep_report(
+    results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path], note: str | None = None
+) -> Path:
     path = Path(results) / REPORT_FILE
-    path.write_text(sweep_report(Path(results), rows, pngs))
+    path.write_text(sweep_report(Path(results), rows, pngs, note))
     return path
