@@ -1,0 +1,141 @@
+"""Every example of the README, experiments/README.md and hpcflow/engines/README.md runs
+as written, on this machine, in a fresh copy of the repository, and leaves its git tree
+clean: a command that fails, or writes where git would see it (a sweep over the
+published results, a report redrawing tracked plots), fails here before a reader meets it.
+
+The copy is a git repository of the working tree's files with a virtualenv of its own
+that sees this one's packages, so a block's `pip install -e .` installs the copy there
+and never touches the environment running the tests. Python blocks of one document run
+in order, each after the ones before it (as a reader runs them). Blocks that name SLURM,
+Redis or MPI need those services (`HPCFLOW_REQUIRE_SERVICES=1`: missing is a failure);
+batch jobs a block leaves queued are waited for, then cancelled. A block marked
+`<!-- example: KIND: REASON -->` (tests/doc_examples.py) is not run here, for that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, require
+from doc_examples import KINDS, examples
+
+from hpcflow.transports import find_server_binary
+
+EXAMPLES = examples(ROOT)
+BLOCK_TIMEOUT_S = 600
+JOB_WAIT_S = 300
+pytestmark = pytest.mark.timeout(BLOCK_TIMEOUT_S + JOB_WAIT_S + 60)
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A git copy of the working tree's files and the environment a block runs with."""
+    base = tmp_path_factory.mktemp("readme")
+    repo = base / "hpcflow"
+    files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT).split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "copy", cwd=repo)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    mine = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages")]
+    Path(mine, "hpcflow-tests-parent.pth").write_text("\n".join(ours) + "\n")  # this venv's packages, seen there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPCFLOW_") and k != "PYTHONPATH"}
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = str(repo)  # before the copy is installed, `hpcflow` imports the copy
+    return repo, env
+
+
+def test_every_marker_names_a_known_kind_and_a_reason():
+    assert EXAMPLES, "no examples found"
+    bad = [(e.id, e.kind, e.reason) for e in EXAMPLES if e.kind is not None and (e.kind not in KINDS or not e.reason)]
+    assert bad == []
+
+
+def needs_services(code: str) -> None:
+    if any(word in code for word in ("sbatch", "srun ", "qsub", "--elastic")) or (
+        "hpcflow submit" in code and "--dry-run" not in code
+    ):
+        require(slurm_running(), "a running SLURM (scripts/local-slurm.sh)")
+    if "redis" in code:
+        require(find_server_binary() is not None, "redis-server")
+    if "mpiexec" in code or "--mapping mpi" in code:
+        require(
+            shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+            is not None,
+            "mpiexec",
+        )
+
+
+def slurm_running() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    done = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60)
+    return done.returncode == 0 and any(state in done.stdout for state in ("idle", "mix"))
+
+
+def my_jobs() -> set[str]:
+    if shutil.which("squeue") is None:
+        return set()
+    done = subprocess.run(["squeue", "-h", "--me", "-o", "%i"], capture_output=True, text=True, timeout=60)
+    return set(done.stdout.split())
+
+
+def wait_for_jobs(jobs: set[str]) -> list[str]:
+    """Wait for the batch jobs a block submitted; cancel those still there after JOB_WAIT_S."""
+    deadline = time.monotonic() + JOB_WAIT_S
+    while jobs & my_jobs() and time.monotonic() < deadline:
+        time.sleep(3)
+    left = sorted(jobs & my_jobs())
+    if left:
+        subprocess.run(["scancel", *left], timeout=60)
+    return left
+
+
+def script_of(example, index: int) -> list[str]:
+    if example.lang == "bash":
+        return ["bash", "-e", "-o", "pipefail", "-c", example.code]
+    before = [e.code for e in EXAMPLES[:index] if e.doc == example.doc and e.lang == "python" and e.kind is None]
+    return ["python", "-c", "".join([*before, example.code])]
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLES)), ids=[e.id for e in EXAMPLES])
+def test_the_example_runs_as_written_and_leaves_the_tree_clean(index, sandbox):
+    example = EXAMPLES[index]
+    if example.kind == "slow" and os.environ.get("HPCFLOW_SLOW_EXAMPLES") != "1":
+        pytest.skip(f"slow ({example.reason}): HPCFLOW_SLOW_EXAMPLES=1 runs it")
+    if example.kind in ("cluster", "ci"):
+        pytest.skip(f"{example.kind}: {example.reason}")
+    needs_services(example.code)
+    repo, env = sandbox
+    jobs_before = my_jobs()
+    done = subprocess.run(
+        script_of(example, index), cwd=repo, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S
+    )
+    left = wait_for_jobs(my_jobs() - jobs_before)
+    assert done.returncode == 0, (
+        f"{example.id} failed ({done.returncode}):\n{example.code}\n{done.stdout}\n{done.stderr}"
+    )
+    assert left == [], f"{example.id} left batch jobs running for {JOB_WAIT_S} s: {left}"
+    assert git("status", "--porcelain", cwd=repo) == "", f"{example.id} wrote where git sees it"
