@@ -61,6 +61,9 @@ def sandbox(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     ).stdout.strip()
     ours = [p for p in sys.path if p.endswith("site-packages")]
     Path(mine, "hpcflow-tests-parent.pth").write_text("\n".join(ours) + "\n")  # this venv's packages, seen there
+    for lib in Path(sys.prefix, "lib").iterdir():  # shared libraries wheels put beside them (mpich's libmpi)
+        if not lib.name.startswith("python") and not (venv / "lib" / lib.name).exists():
+            (venv / "lib" / lib.name).symlink_to(lib)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCFLOW_") and k != "PYTHONPATH"}
     env["PATH"] = os.pathsep.join([str(venv / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(repo)  # before the copy is installed, `hpcflow` imports the copy
