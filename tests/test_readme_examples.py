@@ -142,3 +142,21 @@ def test_the_example_runs_as_written_and_leaves_the_tree_clean(index, sandbox):
     )
     assert left == [], f"{example.id} left batch jobs running for {JOB_WAIT_S} s: {left}"
     assert git("status", "--porcelain", cwd=repo) == "", f"{example.id} wrote where git sees it"
+
+
+def test_the_documented_first_sweep_runs_every_cell_on_a_fresh_copy_and_leaves_it_clean(sandbox):
+    """experiments/README.md's first command, on a copy where it never ran: every cell runs
+    (none "already in runs.jsonl"), the pages are written under the ignored results/, and
+    the published results in experiments/results/ are untouched."""
+    (command,) = [e for e in EXAMPLES if e.doc == "experiments/README.md" and "experiments/quick.yaml" in e.code]
+    repo, env = sandbox
+    shutil.rmtree(repo / "results" / "quick", ignore_errors=True)  # as on a fresh clone
+    done = subprocess.run(["bash", "-e", "-c", command.code], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "already in" not in done.stderr and "[4/4]" in done.stderr
+    rows = (repo / "results" / "quick" / "runs.jsonl").read_text().splitlines()
+    assert len(rows) == 4 and all('"status": "ok"' in row for row in rows)
+    assert (repo / "results" / "quick" / "report.html").is_file() and list((repo / "results/quick/plots").glob("*.png"))
+    assert git("status", "--porcelain", "--ignored=no", cwd=repo) == ""
+    for experiment in (repo / "experiments").glob("*.yaml"):  # every shipped sweep writes where git ignores it
+        assert git("check-ignore", f"results/{experiment.stem}/runs.jsonl", cwd=repo).strip()
