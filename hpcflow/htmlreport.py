@@ -1,5 +1,6 @@
 """report.html: one self-contained page per run (RUN_DIR/report.html, written however
-the run ended) and per sweep (OUTPUT/report.html, beside the PNGs of `hpcflow report`).
+the run ended) and per sweep (OUTPUT/report.html, written at the end of the sweep and
+again by `hpcflow report`, beside its PNGs; each cell links to its runs' pages).
 
 Self-contained means it opens offline and can be mailed: inline CSS, figures as inline
 SVG (a run's report needs no matplotlib, so every run writes one) or as PNGs inlined in

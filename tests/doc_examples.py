@@ -1,5 +1,5 @@
-"""The examples of the documentation: every fenced bash or python block (and every `$ `
-line of an untagged block), with the marker that may say why it is not run here.
+"""The examples of the documentation: every fenced bash, python or yaml block (and every
+`$ ` line of an untagged block), with the marker that may say why it is not run here.
 
 A marker is an HTML comment on the line before the block (GitHub does not show it;
 the prose around the block says the same in words):
@@ -17,7 +17,7 @@ from pathlib import Path
 
 DOCS = ("README.md", "experiments/README.md", "hpcflow/engines/README.md")
 KINDS = ("cluster", "slow", "ci")
-RUNNABLE = ("bash", "sh", "shell", "python")
+RUNNABLE = ("bash", "sh", "shell", "python", "yaml")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 MARKER = re.compile(r"^<!--\s*example:\s*(\w+):\s*(.*?)\s*-->$")
 
@@ -26,7 +26,7 @@ MARKER = re.compile(r"^<!--\s*example:\s*(\w+):\s*(.*?)\s*-->$")
 class Example:
     doc: str
     line: int  # of the opening fence, 1-based
-    lang: str  # "bash" or "python"
+    lang: str  # "bash", "python" or "yaml" (a configuration or an experiment file: loaded, not run)
     code: str
     kind: str | None  # a marker's kind, None: run it
     reason: str
@@ -62,7 +62,9 @@ def _blocks(doc: str, lines: list[str]) -> list[Example]:
             continue
         kind, reason = _marker(lines, start)
         found.append(
-            Example(doc, start + 1, "python" if lang == "python" else "bash", "\n".join(body) + "\n", kind, reason)
+            Example(
+                doc, start + 1, lang if lang in ("python", "yaml") else "bash", "\n".join(body) + "\n", kind, reason
+            )
         )
     return found
 

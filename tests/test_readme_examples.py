@@ -1,5 +1,5 @@
 """Every example of the README, experiments/README.md and hpcflow/engines/README.md runs
-as written, on this machine, in a fresh copy of the repository, and leaves its git tree
+(a YAML example loads) as written, on this machine, in a fresh copy of the repository, and leaves its git tree
 clean: a command that fails, or writes where git would see it (a sweep over the
 published results, a report redrawing tracked plots), fails here before a reader meets it.
 
@@ -25,6 +25,8 @@ import pytest
 from conftest import ROOT, require
 from doc_examples import KINDS, examples
 
+from hpcflow.config import load_config
+from hpcflow.sweep import load_sweep
 from hpcflow.transports import find_server_binary
 
 EXAMPLES = examples(ROOT)
@@ -116,6 +118,17 @@ def wait_for_jobs(jobs: set[str]) -> list[str]:
     return left
 
 
+def load_yaml_example(example, repo: Path) -> None:
+    """An experiment file (it has mappings:) loads as one, anything else as a configuration:
+    a key the code does not know, or a value of the wrong type, fails here."""
+    path = repo.parent / f"example-{example.line}.yaml"
+    path.write_text(example.code)
+    if "mappings:" in example.code:
+        assert load_sweep(path).cells()
+    else:
+        assert load_config(path).workflow
+
+
 def script_of(example, index: int) -> list[str]:
     if example.lang == "bash":
         return ["bash", "-e", "-o", "pipefail", "-c", example.code]
@@ -130,8 +143,10 @@ def test_the_example_runs_as_written_and_leaves_the_tree_clean(index, sandbox):
         pytest.skip(f"slow ({example.reason}): HPCFLOW_SLOW_EXAMPLES=1 runs it")
     if example.kind in ("cluster", "ci"):
         pytest.skip(f"{example.kind}: {example.reason}")
-    needs_services(example.code)
     repo, env = sandbox
+    if example.lang == "yaml":
+        return load_yaml_example(example, repo)
+    needs_services(example.code)
     jobs_before = my_jobs()
     done = subprocess.run(
         script_of(example, index), cwd=repo, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S
