@@ -30,7 +30,8 @@ CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; }
-th { text-align: left; background: #f5f5f5; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { text-align: left; background: #f5f5f5; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .status { padding: .1em .5em; border-radius: .3em; color: #fff; }
 .ok { background: #2a7d2a; } .failed, .stalled { background: #b22; } .interrupted { background: #c80; }
 .error { color: #b22; white-space: pre-wrap; } .note { color: #666; font-size: .9em; }
@@ -285,9 +286,9 @@ def _csv_params(text: str) -> str:
     return params_text(params) if isinstance(params, dict) else text
 
 
-def _run_link(results: Path, row: dict[str, Any]) -> Markup | str:
-    """`repeat N`, linked to that run's report.html when its run directory is kept."""
-    label = f"repeat {row.get('repeat', '?')}"
+def _run_link(results: Path, row: dict[str, Any], label: str | None = None) -> Markup | str:
+    """`repeat N` (or `label`), linked to that run's report.html when its run directory is kept."""
+    label = label or f"repeat {row.get('repeat', '?')}"
     if not row.get("run_dir"):
         return label
     target = f"runs/{Path(row['run_dir']).name}/{REPORT_FILE}"
@@ -299,6 +300,12 @@ def _run_link(results: Path, row: dict[str, Any]) -> Markup | str:
 def _cells_section(results: Path, rows: list[dict[str, Any]]) -> list[str]:
     """One line a cell and mapping: the means over its successful repeats, and a link to
     each repeat's report.html (a run directory that is not kept has no link)."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in row["params"].items():
+            seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    varying = [key for key, values in seen.items() if len(values) > 1]
+    fixed = {k: v for k, v in rows[0]["params"].items() if k not in varying} if rows else {}
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for row in rows:
         key = (json.dumps(row["params"], sort_keys=True), int(row["cpus"]), row["mapping"])
@@ -308,10 +315,11 @@ def _cells_section(results: Path, rows: list[dict[str, Any]]) -> list[str]:
         good = [r for r in group if r.get("status") == "ok"]
         runtime = _mean_sd([r["runtime_s"] for r in good])
         process = _mean_sd([r["process_time_s"] for r in good])
-        links = Markup(" · ".join(esc(_run_link(results, r)) for r in sorted(group, key=lambda r: r.get("repeat", 0))))
+        repeats = sorted(group, key=lambda r: r.get("repeat", 0))
+        links = Markup(" · ".join(esc(_run_link(results, r, str(r.get("repeat", "?")))) for r in repeats))
         lines.append(
             (
-                params_text(group[0]["params"]) or "—",
+                params_text({k: v for k, v in group[0]["params"].items() if k in varying}) or "—",
                 mapping,
                 cpus,
                 f"{len(good)} / {len(group)}",
@@ -326,13 +334,14 @@ def _cells_section(results: Path, rows: list[dict[str, Any]]) -> list[str]:
         if linked
         else "The run directories of these runs are not kept here, so the repeats have no reports to link."
     )
+    headers = ("params", "mapping", "cpus", "ok / runs", "runtime (s)", "process time (s)", "repeats")
+    numeric = (0, 0, 1, 1, 1, 1, 0)
+    if not varying:  # every cell had the same params: said once above the table
+        headers, numeric, lines = headers[1:], numeric[1:], [line[1:] for line in lines]
     return [
         "<h2>Cells</h2>",
-        table(
-            ("params", "mapping", "cpus", "ok / runs", "runtime (s)", "process time (s)", "runs"),
-            lines,
-            (0, 0, 1, 1, 1, 1, 0),
-        ),
+        f"<p>Every run had {esc(params_text(fixed))}.</p>" if fixed else "",
+        table(headers, lines, numeric),
         f"<p class='note'>Means over the successful repeats ± sample standard deviation. {note}</p>",
     ]
 
