@@ -31,7 +31,7 @@ from hpcflow.transports import find_server_binary
 
 EXAMPLES = examples(ROOT)
 BLOCK_TIMEOUT_S = 600
-JOB_WAIT_S = 300
+JOB_WAIT_S = 600  # a 64-CPU job waits for the whole node: other jobs on it first
 pytestmark = pytest.mark.timeout(BLOCK_TIMEOUT_S + JOB_WAIT_S + 60)
 
 
@@ -100,19 +100,26 @@ def slurm_running() -> bool:
     return done.returncode == 0 and any(state in done.stdout for state in ("idle", "mix"))
 
 
-def my_jobs() -> set[str]:
+def jobs_under(where: Path) -> set[str]:
+    """The queued or running jobs submitted from `where` or below (their working directory):
+    the sandbox's, never another user's or another test's."""
     if shutil.which("squeue") is None:
         return set()
-    done = subprocess.run(["squeue", "-h", "--me", "-o", "%i"], capture_output=True, text=True, timeout=60)
-    return set(done.stdout.split())
+    done = subprocess.run(["squeue", "-h", "--me", "-o", "%i %Z"], capture_output=True, text=True, timeout=60)
+    mine = set()
+    for line in done.stdout.splitlines():
+        job, _, workdir = line.partition(" ")
+        if Path(workdir.strip()).is_relative_to(where):
+            mine.add(job)
+    return mine
 
 
-def wait_for_jobs(jobs: set[str]) -> list[str]:
+def wait_for_jobs(where: Path) -> list[str]:
     """Wait for the batch jobs a block submitted; cancel those still there after JOB_WAIT_S."""
     deadline = time.monotonic() + JOB_WAIT_S
-    while jobs & my_jobs() and time.monotonic() < deadline:
+    while jobs_under(where) and time.monotonic() < deadline:
         time.sleep(3)
-    left = sorted(jobs & my_jobs())
+    left = sorted(jobs_under(where))
     if left:
         subprocess.run(["scancel", *left], timeout=60)
     return left
@@ -147,11 +154,10 @@ def test_the_example_runs_as_written_and_leaves_the_tree_clean(index, sandbox):
     if example.lang == "yaml":
         return load_yaml_example(example, repo)
     needs_services(example.code)
-    jobs_before = my_jobs()
     done = subprocess.run(
         script_of(example, index), cwd=repo, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S
     )
-    left = wait_for_jobs(my_jobs() - jobs_before)
+    left = wait_for_jobs(repo.parent)
     assert done.returncode == 0, (
         f"{example.id} failed ({done.returncode}):\n{example.code}\n{done.stdout}\n{done.stderr}"
     )
