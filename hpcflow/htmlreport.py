@@ -1,5 +1,6 @@
 """report.html: one self-contained page per run (RUN_DIR/report.html, written however
-the run ended) and per sweep (OUTPUT/report.html, beside the PNGs of `hpcflow report`).
+the run ended) and per sweep (OUTPUT/report.html, written at the end of the sweep and
+again by `hpcflow report`, beside its PNGs; each cell links to its runs' pages).
 
 Self-contained means it opens offline and can be mailed: inline CSS, figures as inline
 SVG (a run's report needs no matplotlib, so every run writes one) or as PNGs inlined in
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .attempts import ended_text, gaps, summary
+from .sweep.spec import params_text
 
 REPORT_FILE = "report.html"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -30,7 +32,8 @@ CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; }
-th { text-align: left; background: #f5f5f5; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { text-align: left; background: #f5f5f5; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .status { padding: .1em .5em; border-radius: .3em; color: #fff; }
 .ok { background: #2a7d2a; } .failed, .stalled { background: #b22; } .interrupted { background: #c80; }
 .error { color: #b22; white-space: pre-wrap; } .note { color: #666; font-size: .9em; }
@@ -46,8 +49,12 @@ window.addEventListener("load", function () {
 """
 
 
+class Markup(str):
+    """Text that is already HTML (a link), put into a table cell as it is."""
+
+
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return value if isinstance(value, Markup) else html.escape(str(value), quote=True)
 
 
 def page(title: str, body: str) -> str:
@@ -239,7 +246,7 @@ def _settings(metrics: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("workflow", metrics.get("workflow"), sources.get("workflow", "")),
         (
             "params",
-            ", ".join(f"{k}={_value(v)}" for k, v in params.items()) or "the workflow's defaults",
+            params_text(params) or "the workflow's defaults",
             sources.get("params", ""),
         ),
         ("mapping", metrics.get("mapping"), sources.get("mapping", "")),
@@ -263,11 +270,6 @@ def _settings(metrics: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("hpcflow", metrics.get("hpcflow_version"), ""),
     ]
     return [row for row in rows if row[1] is not None]  # a figure the metrics lack is no row
-
-
-def _value(value: Any) -> str:
-    """A parameter as it is given with -p: text bare, the rest as YAML/JSON writes it."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _allocation(a: dict[str, Any]) -> str:
@@ -390,8 +392,9 @@ def png_figure(path: Path) -> str:
     return f"<figure><img alt='{esc(path.name)}' src='data:image/png;base64,{data}'></figure>"
 
 
-def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]) -> str:
-    """The page of a sweep: its ratio tables (ratios.csv), its plots, its failed runs."""
+def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path], note: str | None = None) -> str:
+    """The page of a sweep: its ratio tables (ratios.csv), its plots, every cell with
+    links to its runs' own report.html, its failed runs."""
     name = rows[0].get("sweep", results.name) if rows else results.name
     ok = sum(1 for r in rows if r.get("status") == "ok")
     body = [
@@ -409,25 +412,115 @@ def sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]
             body.append(
                 table(
                     ("row", "params", "cpus", "runtime ratio", "process-time ratio"),
-                    [(e["row"], e["params"], e["cpus"], e["runtime_ratio"], e["process_time_ratio"]) for e in mine],
+                    [
+                        (e["row"], _csv_params(e["params"]), e["cpus"], e["runtime_ratio"], e["process_time_ratio"])
+                        for e in mine
+                    ],
                     (0, 0, 1, 1, 1),
                 )
             )
     body.append("<h2>Plots</h2>")
+    if note:
+        body.append(f"<p class='note'>{esc(note)}</p>")
     body += [png_figure(p) for p in pngs]
+    body += _cells_section(results, rows)
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         body.append("<h2>Failed runs</h2>")
         body.append(
             table(
                 ("mapping", "cpus", "params", "repeat", "error"),
-                [(r["mapping"], r["cpus"], json.dumps(r["params"]), r["repeat"], r.get("error", "")) for r in failed],
+                [
+                    (r["mapping"], r["cpus"], params_text(r["params"]), _run_link(results, r), r.get("error", ""))
+                    for r in failed
+                ],
             )
         )
     return page(f"hpcflow sweep {name}", "\n".join(body))
 
 
-def write_sweep_report(results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path]) -> Path:
+def _csv_params(text: str) -> str:
+    """ratios.csv keeps a cell's params as JSON (a machine reads it); a page shows key=value."""
+    try:
+        params = json.loads(text)
+    except ValueError:
+        return text
+    return params_text(params) if isinstance(params, dict) else text
+
+
+def _run_link(results: Path, row: dict[str, Any], label: str | None = None) -> Markup | str:
+    """`repeat N` (or `label`), linked to that run's report.html when its run directory is kept."""
+    label = label or f"repeat {row.get('repeat', '?')}"
+    if not row.get("run_dir"):
+        return label
+    target = f"runs/{Path(row['run_dir']).name}/{REPORT_FILE}"
+    if not (results / target).is_file():
+        return label
+    return Markup(f"<a href='{esc(target)}' class='{esc(row.get('status', ''))}-run'>{esc(label)}</a>")
+
+
+def _cells_section(results: Path, rows: list[dict[str, Any]]) -> list[str]:
+    """One line a cell and mapping: the means over its successful repeats, and a link to
+    each repeat's report.html (a run directory that is not kept has no link)."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in row["params"].items():
+            seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    varying = [key for key, values in seen.items() if len(values) > 1]
+    fixed = {k: v for k, v in rows[0]["params"].items() if k not in varying} if rows else {}
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (json.dumps(row["params"], sort_keys=True), int(row["cpus"]), row["mapping"])
+        groups.setdefault(key, []).append(row)
+    lines = []
+    for (_, cpus, mapping), group in groups.items():
+        good = [r for r in group if r.get("status") == "ok"]
+        runtime = _mean_sd([r["runtime_s"] for r in good])
+        process = _mean_sd([r["process_time_s"] for r in good])
+        repeats = sorted(group, key=lambda r: r.get("repeat", 0))
+        links = Markup(" · ".join(esc(_run_link(results, r, str(r.get("repeat", "?")))) for r in repeats))
+        lines.append(
+            (
+                params_text({k: v for k, v in group[0]["params"].items() if k in varying}) or "—",
+                mapping,
+                cpus,
+                f"{len(good)} / {len(group)}",
+                runtime,
+                process,
+                links,
+            )
+        )
+    linked = any("<a " in line[-1] for line in lines)
+    note = (
+        "Each repeat links to its run's own report (its settings, PEs and timeline)."
+        if linked
+        else "The run directories of these runs are not kept here, so the repeats have no reports to link."
+    )
+    headers = ("params", "mapping", "cpus", "ok / runs", "runtime (s)", "process time (s)", "repeats")
+    numeric = (0, 0, 1, 1, 1, 1, 0)
+    if not varying:  # every cell had the same params: said once above the table
+        headers, numeric, lines = headers[1:], numeric[1:], [line[1:] for line in lines]
+    return [
+        "<h2>Cells</h2>",
+        f"<p>Every run had {esc(params_text(fixed))}.</p>" if fixed else "",
+        table(headers, lines, numeric),
+        f"<p class='note'>Means over the successful repeats ± sample standard deviation. {note}</p>",
+    ]
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def write_sweep_report(
+    results: Path, rows: list[dict[str, Any]], pngs: Sequence[Path], note: str | None = None
+) -> Path:
     path = Path(results) / REPORT_FILE
-    path.write_text(sweep_report(Path(results), rows, pngs))
+    path.write_text(sweep_report(Path(results), rows, pngs, note))
     return path

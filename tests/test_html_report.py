@@ -179,13 +179,19 @@ def test_a_sweep_report_holds_its_tables_and_plots(tmp_path):
     sweep = "name: s\nworkflow: pipeline\nparams: {items: 20}\nmappings: [simple, dyn_multi]\ncpus: [2]\n"
     sweep += "compare: [[dyn_multi, simple]]\noversubscribe: true\n"
     (tmp_path / "s.yaml").write_text(sweep)
-    out = run_cli("sweep", "s.yaml", "-q", cwd=tmp_path)
+    out = run_cli("sweep", "s.yaml", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    page = tmp_path / "results" / "s" / "report.html"
+    assert f"report {Path('results/s/report.html')}" in out.stderr  # the sweep wrote it and says where
+    dom = loaded(page)
+    assert "<h2>dyn_multi / simple</h2>" in dom and "<td>items=20</td>" in dom  # params as key=value
+    links = re.findall(r'<a href="(runs/[^"]+/report.html)"', dom)  # each cell's run, linked
+    assert len(links) == 2 and all((page.parent / link).is_file() for link in links)
+    assert "pipeline on dyn_multi" in (page.parent / links[-1]).read_text()
     out = run_cli("report", "results/s", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     written = out.stdout.split()
     pngs = [p for p in written if p.endswith(".png")]
     assert written[-1] == "results/s/report.html" and pngs
-    dom = loaded(tmp_path / "results" / "s" / "report.html")
+    dom = loaded(page)
     assert f'data-figures="{len(pngs)}"' in dom
-    assert "<h2>dyn_multi / simple</h2>" in dom
