@@ -90,18 +90,19 @@ def test_a_single_attempt_adds_no_lines_and_no_section(tmp_path, clock):
     begin_attempt(tmp_path, resumed=False)
     log = attempt_log(end_attempt(tmp_path, {"status": "ok"}, 0))
     assert len(log) == 1 and describe_attempts(log) == []
-    page = run_report({"status": "ok", "attempt_log": log, "timeline": [[0.1, 1, 0]]}, [])
-    assert "Attempts" not in page and "seconds since the start" in page
+    samples = [[0.1 * i, 1, 0] for i in range(1, 7)]  # enough for charts (fewer are a sentence)
+    page = run_report({"status": "ok", "attempt_log": log, "timeline": samples}, [])
+    assert "<h2>Attempts" not in page and "seconds since the start" in page
 
 
 def test_the_report_lists_the_attempts_and_shades_the_time_between(tmp_path, clock):
     begin_attempt(tmp_path, resumed=False)
     clock[0] = 1010.0
-    end_attempt(tmp_path, stopped(1, [[1.0, 2, 3]]), 143)
+    end_attempt(tmp_path, stopped(1, [[0.5 * i, 2, 3] for i in range(1, 7)]), 143)
     clock[0] = 1050.0
     begin_attempt(tmp_path, resumed=True, resumed_from=1)
     clock[0] = 1060.0
-    entries = end_attempt(tmp_path, {"status": "ok", "timeline": [[1.0, 2, 1]]}, 0)
+    entries = end_attempt(tmp_path, {"status": "ok", "timeline": [[0.5 * i, 2, 1] for i in range(1, 7)]}, 0)
     metrics = {"status": "ok", "attempt_log": attempt_log(entries), "timeline": whole_timeline(entries)}
     page = run_report(metrics, [])
     assert "<h2>Attempts (2)</h2>" in page and "seconds since the first attempt started" in page
