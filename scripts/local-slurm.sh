@@ -63,11 +63,17 @@ all_nodes() {
     node_names
 }
 node_state() { sinfo -h -N -n "$1" -o %T 2>/dev/null | head -n1; }
-is_usable() { case "$1" in idle* | mixed* | allocated* | completing*) return 0 ;; *) return 1 ;; esac }
+is_usable() { case "$1" in *"*") return 1 ;; idle* | mixed* | allocated* | completing*) return 0 ;; *) return 1 ;; esac }
 all_usable() {
     for n in $(all_nodes); do is_usable "$(node_state "$n")" || return 1; done
 }
 live() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Every daemon alive: a killed slurmd's node still looks usable until slurmctld's next ping.
+daemons_live() {
+    for f in /run/slurmdbd.pid /run/slurmctld.pid $(all_nodes | sed 's|.*|/run/slurmd.&.pid|'); do
+        live "$f" || return 1
+    done
+}
 
 # slurmctld records jobs in slurmdbd (where sacct reads them): it has registered its host there.
 accounting() { [ -n "$(sacctmgr -n -P show cluster hpcflow-local format=controlhost 2>/dev/null)" ]; }
@@ -115,7 +121,7 @@ EOF
 }
 
 if command -v sinfo >/dev/null && [ -f "$CONF" ] && [ "$(render_config)" = "$(cat "$CONF")" ] &&
-    all_usable && accounting; then
+    daemons_live && all_usable && accounting; then
     say "already running: $(all_nodes | wc -l) node(s) usable, with accounting"
     exit 0
 fi
