@@ -114,11 +114,10 @@ def assert_nothing_left(nodes: list[str]) -> None:
     assert not left, f"processes left on the nodes after the job: {left}"
 
 
-def submit(cli, mapping: str, work: tuple[str, ...], nodes: int = NODES, *more: str) -> tuple[str, str]:
-    """`hpcflow submit` over `nodes` nodes of the partition, 2 CPUs each: (job id, run directory)."""
-    args = ("--nodes", str(nodes), "--cpus", str(2 * nodes), "--partition", PARTITION, "--redis-url", "auto")
-    done = cli("submit", "pipeline", "--mapping", mapping, *args, *work, *more)
-    return submitted(done)
+def submit(cli, mapping: str, work: tuple[str, ...], *more: str, nodes: int = NODES, cpus: int = 2) -> tuple[str, str]:
+    """`hpcflow submit` over `nodes` nodes of the partition, `cpus` CPUs each: (job id, run directory)."""
+    args = ("--nodes", str(nodes), "--cpus", str(cpus * nodes), "--partition", PARTITION, "--redis-url", "auto")
+    return submitted(cli("submit", "pipeline", "--mapping", mapping, *args, *work, *more))
 
 
 def wait_for_hosts(job_id: str, run: Path, n: int) -> dict[str, int]:
@@ -137,7 +136,7 @@ def wait_for_hosts(job_id: str, run: Path, n: int) -> dict[str, int]:
 
 @pytest.mark.parametrize("mapping", ["dyn_redis", "hybrid_redis", "dyn_auto_redis"])
 def test_submit_over_3_nodes_is_exact_with_workers_on_3_hosts(nodes, cli, tmp_path, expected, mapping):
-    job_id, run_dir = submit(cli, mapping, work(mapping), NODES, "--walltime", "00:05:00")
+    job_id, run_dir = submit(cli, mapping, work(mapping), "--walltime", "00:05:00")
     run = tmp_path / run_dir
     state = wait_for_state(job_id, FINISHED)
     assert state == "COMPLETED", (run / "job.out").read_text()
@@ -205,9 +204,11 @@ def test_elastic_worker_jobs_join_from_other_nodes_than_the_launchers(nodes, tmp
 def started_on_3_nodes(cli, tmp_path: Path, items: int = 600) -> tuple[str, Path, str]:
     """A dyn_redis run over the 3 nodes, once its workers are on all of them: (job id, run
     directory, a node other than the launcher's)."""
-    job_id, run_dir = submit(cli, "dyn_redis", work("dyn_redis", items), NODES, "--walltime", "00:05:00")
+    job_id, run_dir = submit(cli, "dyn_redis", work("dyn_redis", items), "--walltime", "00:05:00")
     run = tmp_path / run_dir
     hosts = wait_for_hosts(job_id, run, NODES)
+    shown = run_cli("status", str(run)).stdout  # says where the workers are
+    assert "\n  workers by host: " in shown and all(host in shown for host in hosts), shown
     launcher = read_status(run).host
     return job_id, run, sorted(host for host in hosts if host != launcher)[-1]
 
@@ -277,7 +278,7 @@ def test_until_done_goes_on_across_attempts_of_2_nodes_with_the_exact_result(nod
     second node, and the last one ends with what an uninterrupted run gives."""
     params = work("hybrid_redis", 900)
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "10", "--checkpoint-interval", "10")
-    first, run_dir = submit(cli, "hybrid_redis", params, 2, *until_done)
+    first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=3)
     run = tmp_path / run_dir
     try:
         job_ids = attempts_of(run, first, timeout=600)
