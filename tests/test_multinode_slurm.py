@@ -216,7 +216,7 @@ def started_on_3_nodes(cli, tmp_path: Path, items: int = 600) -> tuple[str, Path
 def test_a_node_whose_link_is_cut_mid_run_is_survived_exactly(nodes, cli, tmp_path, expected):
     """Its workers stop heart-beating: the run writes them off and gives their items to the
     others; once the link is back, what ran there ends, and so does the job."""
-    job_id, run, node = started_on_3_nodes(cli, tmp_path)
+    job_id, run, node = started_on_3_nodes(cli, tmp_path, items=900)
     try:
         netns.ip("-n", node, "link", "set", "eth0", "down")
         time.sleep(HEARTBEAT_EXPIRY_S)
@@ -225,7 +225,10 @@ def test_a_node_whose_link_is_cut_mid_run_is_survived_exactly(nodes, cli, tmp_pa
     assert wait_for_state(job_id, FINISHED) == "COMPLETED", (run / "job.out").read_text()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok"
-    assert outputs_of(run) == expected(work("dyn_redis", 600))
+    assert metrics["workers_replaced"] >= 1  # the cut node's workers were written off
+    assert outputs_of(run) == expected(work("dyn_redis", 900))
+    log = (run / "job.out").read_text()
+    assert "was written off by run" in log and "Traceback" not in log, log  # and said so once back
     assert_nothing_left(nodes)
 
 
