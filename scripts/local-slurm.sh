@@ -23,9 +23,10 @@
 # Jobs run as the submitting user (root here) with the submitting environment
 # (sbatch's default --export=ALL), so an activated virtualenv is what the job uses.
 #
-# Idempotent: a cluster that already answers with its node up is left alone; missing
-# daemons are started; the script ends when `sinfo` shows the node usable, or fails
-# after HPCFLOW_SLURM_WAIT seconds with the daemons' logs.
+# Idempotent: a cluster as asked for, its daemons alive and its nodes up, is left alone;
+# missing daemons are started (a killed slurmd too), a cut node link is brought back up;
+# the script ends when `sinfo` shows every node usable, or fails after
+# HPCFLOW_SLURM_WAIT seconds with the daemons' logs.
 set -euo pipefail
 
 CPUS=${HPCFLOW_SLURM_CPUS:-64}
@@ -75,6 +76,13 @@ daemons_live() {
     done
 }
 
+# Every node's link up (a test may have cut one: `ip -n NODE link set eth0 down`).
+links_up() {
+    for n in $(node_names); do
+        ip -n "$n" -o link show eth0 2>/dev/null | grep -q '<[^>]*,UP[,>]' || return 1
+    done
+}
+
 # slurmctld records jobs in slurmdbd (where sacct reads them): it has registered its host there.
 accounting() { [ -n "$(sacctmgr -n -P show cluster hpcflow-local format=controlhost 2>/dev/null)" ]; }
 
@@ -121,7 +129,7 @@ EOF
 }
 
 if command -v sinfo >/dev/null && [ -f "$CONF" ] && [ "$(render_config)" = "$(cat "$CONF")" ] &&
-    daemons_live && all_usable && accounting; then
+    daemons_live && links_up && all_usable && accounting; then
     say "already running: $(all_nodes | wc -l) node(s) usable, with accounting"
     exit 0
 fi
