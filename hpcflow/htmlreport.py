@@ -157,6 +157,9 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         ("host", metrics.get("host"), json.dumps(metrics.get("allocation", {}))),
         ("hpcflow", metrics.get("hpcflow_version"), ""),
     ]
+    if metrics.get("worker_hosts"):
+        hosts = ", ".join(f"{host} {n}" for host, n in metrics["worker_hosts"].items())
+        settings.insert(-1, ("workers by host", hosts, "where the workers (mpi: the ranks) ran"))
     body += ["<h2>Settings</h2>", table(("setting", "value", "from"), settings)]
     stats = metrics.get("pe_stats") or {}
     failed = Counter(e.get("pe") for e in errors)

@@ -145,6 +145,8 @@ def test_submit_over_3_nodes_is_exact_with_workers_on_3_hosts(nodes, cli, tmp_pa
     allocation = metrics["allocation"]
     assert allocation["nodes"] == NODES and len(allocation["nodelist"]) == NODES
     assert set(metrics["worker_hosts"]) == set(allocation["nodelist"]), metrics["worker_hosts"]
+    shown = ", ".join(f"{host} {n}" for host, n in metrics["worker_hosts"].items())
+    assert f"<td>workers by host</td><td>{shown}</td>" in (run / "report.html").read_text()
     assert metrics["workers_joined"] >= NODES - 1
     assert_nothing_left(nodes)
 
