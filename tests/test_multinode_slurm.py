@@ -42,7 +42,8 @@ def usable_nodes() -> list[str]:
         ["sinfo", "-h", "-N", "-p", PARTITION, "-o", "%N %T"], capture_output=True, text=True, timeout=60
     )
     rows = [line.split() for line in done.stdout.splitlines()]
-    return sorted(n for n, state in rows if state.startswith(("idle", "mixed", "allocated", "completing")))
+    usable = ("idle", "mixed", "allocated", "completing")
+    return sorted(n for n, state in rows if state.startswith(usable) and not state.endswith("*"))  # *: no answer
 
 
 @pytest.fixture(scope="module")
