@@ -265,10 +265,11 @@ def _settings(metrics: dict[str, Any]) -> list[tuple[str, Any, str]]:
     skipped = metrics.get("skipped", metrics.get("errors", 0)) or 0
     if skipped or (on_error and on_error.endswith("skip")):  # skip, retry:N,skip: a failed item is skipped
         rows.append(("items skipped", skipped, "errors.jsonl holds each, with its traceback"))
-    rows += [
-        ("host", metrics.get("host"), _allocation(metrics.get("allocation") or {})),
-        ("hpcflow", metrics.get("hpcflow_version"), ""),
-    ]
+    rows.append(("host", metrics.get("host"), _allocation(metrics.get("allocation") or {})))
+    if metrics.get("worker_hosts"):
+        hosts = ", ".join(f"{host} {n}" for host, n in metrics["worker_hosts"].items())
+        rows.append(("workers by host", hosts, "where the workers (mpi: the ranks) ran"))
+    rows.append(("hpcflow", metrics.get("hpcflow_version"), ""))
     return [row for row in rows if row[1] is not None]  # a figure the metrics lack is no row
 
 

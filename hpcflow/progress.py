@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -61,6 +62,7 @@ class Snapshot:
     elastic: dict | None = None  # the run's own worker jobs under --elastic (batch/elastic.py)
     pinned_pids: dict[str, int] = field(default_factory=dict)  # "PE[instance]" -> process id, while running
     checkpoint: dict | None = None  # the newest checkpoint: generation, attempt
+    worker_hosts: dict[str, int] = field(default_factory=dict)  # host -> live workers there
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated_at: float = field(default_factory=time.time)
@@ -118,6 +120,8 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
             f"{e.get('pending', 0)} pending, {e.get('running', 0)} running, {e.get('jobs_cancelled', 0)} cancelled, "
             f"{e.get('jobs_failed', 0)} failed"
         )
+    if len(s.worker_hosts) > 1:
+        lines.append("  workers by host: " + ", ".join(f"{host} {n}" for host, n in s.worker_hosts.items()))
     if s.checkpoint:
         c = s.checkpoint
         lines.append(f"  checkpoint {c.get('generation')} (attempt {c.get('attempt')}): hpcflow resume goes on from it")
@@ -174,6 +178,7 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
             if not w.pool and (pid := coord.broker.pid(w.id)) is not None
         },
         checkpoint=coord.checkpointer.latest() if getattr(coord, "checkpointer", None) is not None else None,
+        worker_hosts=dict(sorted(Counter(w.host for w in workers).items())),
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -79,6 +80,7 @@ class Worker:
     hosts: list[tuple[str, int]]  # the (pe, instance) it runs: one if pinned, every pool PE if not
     pool: bool
     joined: bool = False  # started by `hpcflow worker`, maybe on another node
+    host: str = field(default_factory=socket.gethostname)  # where it runs: a joined one says so
     state: str = STARTING
     finalizing: tuple[str, int] | None = None
     active_since: float | None = None
@@ -204,9 +206,9 @@ class Coordinator:
             self.hosted[pinned] = w
         return w
 
-    def join(self, wid: int) -> None:
-        """A worker started by `hpcflow worker` joined the pool."""
-        w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True)
+    def join(self, wid: int, host: str) -> None:
+        """A worker started by `hpcflow worker` on `host` joined the pool."""
+        w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True, host=host)
         w.activate(time.perf_counter())
         self.workers[wid] = w
         for pe in self.pool_pes:  # the backlog bound grows with the pool
@@ -272,7 +274,7 @@ class Coordinator:
     def on_event(self, wid: int, msg: tuple) -> None:
         kind = msg[0]
         if kind == JOINED:
-            self.join(wid)
+            self.join(wid, msg[2])
             if self.checkpointer is not None and self.broker.pauses_pool:
                 self.checkpointer.abort()  # it could take work a paused worker left
             return
@@ -715,6 +717,7 @@ class Coordinator:
                 "coordinator_cpu_s": round(coordinator_cpu, 4),
                 "workers_started": len(workers),
                 "workers_joined": sum(1 for w in workers if w.joined),
+                "worker_hosts": dict(sorted(Counter(w.host for w in workers).items())),
                 "workers_replaced": self.stats.replaced,
                 "replays_resumed": self.stats.resumed,
                 "duplicates_dropped": self.ledger.duplicates,

@@ -112,15 +112,22 @@ def worker_main(
             errors, invoker.errors = invoker.errors, []
             channel.complete(Report(out.take(), stats, errors, time.process_time(), done, dropped))
     except PEError as exc:  # with the items the failed batch ran (the failed one too): counted, not lost
-        channel.send((FAILED, exc, dict(invoker.items - before), time.process_time()))
+        _say_failed(channel, exc, dict(invoker.items - before))
     except ChannelClosed:
         pass  # the coordinator is gone
     except Exception as exc:  # a fault of hpcflow itself: report it instead of dying silently
         where = ", ".join(f"{pe}[{i}]" for pe, i in hosts[:3])
         err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}", tb=traceback.format_exc())
-        channel.send((FAILED, err, {}, time.process_time()))
+        _say_failed(channel, err, {})
     finally:
         channel.close()
+
+
+def _say_failed(channel: Channel, err: Exception, items: dict[str, int]) -> None:
+    try:
+        channel.send((FAILED, err, items, time.process_time()))
+    except ChannelClosed:
+        pass  # nobody to tell: the coordinator is gone, or wrote this worker off (a node cut off)
 
 
 def _run_chunk(invoker: Invoker, chunk: Chunk) -> tuple[str, int, float]:
