@@ -17,7 +17,7 @@ from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
 from ..engines.barrier import SPACING
 from ..errors import HpcflowError, RunAborted, UsageError
-from ..exits import raise_terminated
+from ..exits import raise_terminated, signals_held
 from ..fingerprint import check_same, fingerprint
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
@@ -188,7 +188,9 @@ def run_cmd(
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None
         result = None
-        in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
+        # simple runs here; a coordinator handles signals itself while it runs, and a signal
+        # before it starts or after it ends stops the run as interrupted (resumable), not at once
+        in_process = (mapping == "simple" or spec.checkpoints) and on_main_thread()
         before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
         try:
             with watching(monitor):
@@ -198,12 +200,13 @@ def run_cmd(
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
-        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
-        if not ranks.writer:
-            return
-        if not quiet or failure is not None or code:
-            for line in last_lines(result, failure, path):
-                click.echo(f"hpcflow: {line}", err=True)
+        with signals_held():  # the end is written whole, whenever a signal comes
+            code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
+            if not ranks.writer:
+                return
+            if not quiet or failure is not None or code:
+                for line in last_lines(result, failure, path):
+                    click.echo(f"hpcflow: {line}", err=True)
         if failure is None:  # stdout's last line names the run directory of a run that finished
             click.echo(str(path.absolute()))
         else:

@@ -101,25 +101,29 @@ class Checkpointer:
         else:
             self.next_at = float("-inf")  # at once
 
-    def on_exit(self, wid: int, expected: bool) -> None:
+    def on_exit(self, wid: int, stopped: bool) -> None:
         """A worker is gone. One that stopped as asked (a finalized instance) owes no
-        state; any other death mid-round ends the round."""
+        state; any other end mid-round (a death, a kill after the run failed) ends the
+        round: a checkpoint without that instance's state would resume it empty."""
         r = self.round
         if r is None or wid not in r.waiting:
             return
-        if expected:
+        if stopped:
             r.waiting.discard(wid)
             self._maybe_complete()
         else:
             self.abort()
 
     def abort(self) -> None:
-        """A worker died or joined mid-round: no checkpoint this time."""
+        """A worker died or joined mid-round, or the run failed: no checkpoint this time
+        (after a failure nothing is resumed: every worker is being stopped, and the
+        transport may be gone)."""
         r = self.round
         if r is None:
             return
         self.round = None
-        self._resume(r)
+        if self.coord.failure is None:
+            self._resume(r)
         if r.final:  # again at once, in the coordinator's next turn (after any replacement starts)
             self.next_at = float("-inf")
         else:
