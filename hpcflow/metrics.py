@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from . import __version__
+from .redact import redact_all
 
 
 def cpu_seconds(proc: psutil.Process | None = None) -> float:
@@ -71,7 +72,7 @@ class Metrics:
 
     def write(self, path: str | os.PathLike) -> None:
         with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=to_jsonable)
+            json.dump(redact_all(self.to_dict()), f, indent=2, default=to_jsonable)  # no password goes to disk
             f.write("\n")
 
 

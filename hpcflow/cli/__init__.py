@@ -24,8 +24,9 @@ import click
 
 from .. import __version__
 from ..errors import HpcflowError, UsageError
-from ..exits import end_state
+from ..exits import end_state, signals_held
 from ..mpirun import launcher_rank
+from ..redact import redact
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
 from .resume import resume_cmd
@@ -67,7 +68,8 @@ for command in COMMANDS:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    """One line, with any password in a URL masked: a batch job's output file keeps it."""
+    return redact(" ".join(line.strip() for line in str(text).splitlines() if line.strip()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,12 +95,13 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except HpcflowError as exc:
-        if debug:  # a PE's own traceback says more than where hpcflow re-raised it
-            print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        if say:  # a stop the user or the batch system asked for is said as what happened, not as an error
-            kind = "" if end_state(exc)[0] == "interrupted" else "error: "
-            click.echo(f"hpcflow: {kind}{_one_line(exc)}", err=True)
-        sys.exit(getattr(exc, "exit_code", 1))
+        with signals_held(restore=argv is not None):  # the run's end is written: no signal cuts its last word
+            if debug:  # a PE's own traceback says more than where hpcflow re-raised it
+                print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
+            if say:  # a stop the user or the batch system asked for is said as what happened, not as an error
+                kind = "" if end_state(exc)[0] == "interrupted" else "error: "
+                click.echo(f"hpcflow: {kind}{_one_line(exc)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:
             traceback.print_exc()

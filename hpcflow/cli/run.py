@@ -15,9 +15,11 @@ import click
 from ..api import execute as execute_run
 from ..attempts import begin_attempt
 from ..batch.allocation import detect_allocation
+from ..engines.barrier import SPACING
 from ..engines.checkpoint import CheckpointStore
 from ..errors import HpcflowError, RunAborted, UsageError
-from ..exits import raise_terminated
+from ..exits import raise_terminated, signals_held
+from ..fingerprint import check_same, fingerprint
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -26,10 +28,10 @@ from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..settings import resolve
 from ..transports import REDIS
 from .flags import CONFIG_OPTION, workflow_options
-from .params import check_cpus, parse_inputs
+from .params import INTERVAL_HELP, Seconds, check_cpus, parse_inputs
 from .prepare import RunFlags, prepare_job
 from .runend import finish_run, last_lines, origins, start_snapshot
-from .runrecord import CHECKPOINT_DIR, hold_run
+from .runrecord import CHECKPOINT_DIR, hold_run, keep_started, path_of_record, started_settings
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -73,11 +75,11 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
 )
 @click.option(
     "--checkpoint-interval",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=None,
     metavar="SECONDS",
-    help="Write a checkpoint to RUN_DIR/checkpoint every SECONDS (one is written on SIGTERM/SIGINT anyway); "
-    "`hpcflow resume RUN_DIR` continues from the newest. multi, dyn_*, hybrid_*, *_redis.",
+    help=INTERVAL_HELP.format(factor=SPACING, share=1 / (1 + SPACING))
+    + " `hpcflow resume RUN_DIR` continues from the newest. multi, dyn_*, hybrid_*, *_redis.",
 )
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -117,6 +119,11 @@ def run_cmd(
     if redis_url and redis_auto:
         raise UsageError("give --redis-url or --redis auto, not both")
     settings = resolve({**given, "redis_url": redis_url or redis_auto}, config_file, built_in=BUILT_IN)
+    record = ctx.obj.get("record")  # on resume: how the run started, whose settings it keeps
+    if record is not None:
+        settings, notes = keep_started(settings, record, path_of_record(run_dir))
+        for note in notes:
+            click.echo(f"hpcflow: resume keeps {note}", err=True)
     if settings.workflow is None:  # bare `hpcflow run`: how to use it, then why it did not start
         click.echo(ctx.get_help())
         settings.require_workflow()
@@ -151,6 +158,8 @@ def run_cmd(
     try:
         try:  # bad input ends here, before the run is announced, and leaves no run directory
             wf, job = ranks.agree(lambda: prepare_job(settings, path, flags))
+            if record is not None:  # the workflow's code or an --inputs file may have changed since
+                check_same(record.get("fingerprint"), fingerprint(job), f"{path}")
         except UsageError:
             if created and ranks.writer:
                 _detach(log, handler)
@@ -164,7 +173,8 @@ def run_cmd(
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
         if print_results and ranks.writer:  # as dispel4py's simple prints them, on stdout
             click.echo(f"Inputs: {job.feeds}")
-        held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
+        if spec.checkpoints:  # `hpcflow resume` waits for its end, and continues it as it started
+            held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
         if ranks.writer:
             resumed = bool(ctx.obj.get("resume"))
             newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
@@ -173,7 +183,9 @@ def run_cmd(
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None
         result = None
-        in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
+        # simple runs here; a coordinator handles signals itself while it runs, and a signal
+        # before it starts or after it ends stops the run as interrupted (resumable), not at once
+        in_process = (mapping == "simple" or spec.checkpoints) and on_main_thread()
         before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
         try:
             with watching(monitor):
@@ -183,12 +195,13 @@ def run_cmd(
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
-        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
-        if not ranks.writer:
-            return
-        if not quiet or failure is not None or code:
-            for line in last_lines(result, failure, path):
-                click.echo(f"hpcflow: {line}", err=True)
+        with signals_held():  # the end is written whole, whenever a signal comes
+            code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
+            if not ranks.writer:
+                return
+            if not quiet or failure is not None or code:
+                for line in last_lines(result, failure, path):
+                    click.echo(f"hpcflow: {line}", err=True)
         if failure is None:  # stdout's last line names the run directory of a run that finished
             if print_results:
                 click.echo(f"Outputs: {written_outputs(result)}")

@@ -18,6 +18,7 @@ from ..rundir import make_run_dir, run_dir_name
 from ..settings import Settings
 from ..sweep.jobs import record_job
 from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+from .params import Seconds
 from .prepare import RunFlags, prepare_job
 
 
@@ -62,7 +63,7 @@ def check_partition(job: JobSpec, scheduler: str, refuse: bool) -> None:
 @click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
 @click.option(
     "--checkpoint-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(),
     default=None,
     metavar="SECONDS",
     help="Passed on to `hpcflow run`: a checkpoint this often, besides the one on SIGTERM.",

@@ -21,11 +21,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..fingerprint import fingerprint
 from .checkpoint import CheckpointStore, Cut
 from .protocol import RESUME, SNAPSHOT
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
+
+# A round starts no sooner than SPACING times the last one's duration after it ended, so
+# checkpoints take at most 1/(1 + SPACING) of a run's time whatever the interval asked
+# (an interval of 1e-4 s would otherwise leave the run little else to do).
+SPACING = 9.0
 
 
 class Round:
@@ -53,10 +59,11 @@ class Checkpointer:
         self.sinks_bytes = previous.sinks_bytes if previous else 0
         self.attempt = previous.attempt + 1 if previous else 1
         self.before = previous.totals if previous else {}  # the attempts before this one
+        self.fingerprint = fingerprint(coord.job)  # what a resume must match (fingerprint.py)
 
     def start_clock(self, now: float) -> None:
         if self.interval > 0:
-            self.next_at = now + self.interval
+            self.next_at = now + max(self.interval, SPACING * (self.last_written_s or 0.0))
 
     @property
     def open(self) -> bool:
@@ -94,25 +101,29 @@ class Checkpointer:
         else:
             self.next_at = float("-inf")  # at once
 
-    def on_exit(self, wid: int, expected: bool) -> None:
+    def on_exit(self, wid: int, stopped: bool) -> None:
         """A worker is gone. One that stopped as asked (a finalized instance) owes no
-        state; any other death mid-round ends the round."""
+        state; any other end mid-round (a death, a kill after the run failed) ends the
+        round: a checkpoint without that instance's state would resume it empty."""
         r = self.round
         if r is None or wid not in r.waiting:
             return
-        if expected:
+        if stopped:
             r.waiting.discard(wid)
             self._maybe_complete()
         else:
             self.abort()
 
     def abort(self) -> None:
-        """A worker died or joined mid-round: no checkpoint this time."""
+        """A worker died or joined mid-round, or the run failed: no checkpoint this time
+        (after a failure nothing is resumed: every worker is being stopped, and the
+        transport may be gone)."""
         r = self.round
         if r is None:
             return
         self.round = None
-        self._resume(r)
+        if self.coord.failure is None:
+            self._resume(r)
         if r.final:  # again at once, in the coordinator's next turn (after any replacement starts)
             self.next_at = float("-inf")
         else:
@@ -126,6 +137,7 @@ class Checkpointer:
         now = time.perf_counter()
         cut = c.capture(now)
         cut.attempt = self.attempt
+        cut.fingerprint = self.fingerprint
         cut.sinks_bytes = self.sinks_bytes
         sinks = c.stats.sinks[self.sinks_saved :]
         self.store.write(cut, r.states, sinks)

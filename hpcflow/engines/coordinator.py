@@ -35,6 +35,7 @@ from .. import progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
+from ..fingerprint import check_same, fingerprint
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
@@ -373,11 +374,12 @@ class Coordinator:
         if w.joined:
             for pe in self.pool_pes:
                 self.capacity[pe] -= 1
-        expected = w.state == STOPPING or self.failure is not None
+        stopped = w.state == STOPPING  # as asked: a finalized instance, or at the run's end
+        expected = stopped or self.failure is not None
         starting = w.state == STARTING
         w.state = EXITED_STATE
-        if self.checkpointer is not None:
-            self.checkpointer.on_exit(w.id, expected)
+        if self.checkpointer is not None:  # one killed after a failure owes a state it never sent
+            self.checkpointer.on_exit(w.id, stopped)
         if expected:
             return
         self.flow.release(w.id)
@@ -788,6 +790,8 @@ def execute(job: Job) -> Outcome:
     dying again before a newer checkpoint ends the run, naming it."""
     store = CheckpointStore(job.options.checkpoint_dir) if job.options.checkpoint_dir else None
     restored = store.latest() if store is not None and job.options.resume else None
+    if restored is not None:  # refused before anything runs: another graph, mapping, inputs...
+        check_same(getattr(restored[0], "fingerprint", None), fingerprint(job), f"from {job.options.checkpoint_dir}")
     if store is not None and not job.options.resume:
         store.clear()
     recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it went back to
