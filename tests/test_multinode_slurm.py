@@ -76,10 +76,10 @@ def expected(tmp_path_factory):
     return outputs
 
 
-def work(mapping: str, items: int = 300) -> tuple[str, ...]:
+def work(mapping: str, items: int = 300, latency: float = 0.1) -> tuple[str, ...]:
     """The pipeline's parameters: 300 items take about 10 s on 3 nodes; on hybrid_redis
     it ends in a count by key and a total (stateful PEs, pinned on the launcher's node)."""
-    params = ("-p", f"items={items}", "-p", "latency=0.1")
+    params = ("-p", f"items={items}", "-p", f"latency={latency}")
     return (*params, "-p", "stateful=true") if mapping.startswith("hybrid") else params
 
 
@@ -279,10 +279,12 @@ def test_scancel_of_the_whole_job_stops_it_interrupted_on_every_node(nodes, cli,
 
 @pytest.mark.slow
 def test_until_done_goes_on_across_attempts_of_2_nodes_with_the_exact_result(nodes, cli, tmp_path, expected):
-    """A one-minute walltime and about two minutes of work on hybrid_redis over 2 nodes
-    (a count by key carried in the checkpoints): each attempt has its worker on the
-    second node, and the last one ends with what an uninterrupted run gives."""
-    params = work("hybrid_redis", 900)
+    """A one-minute walltime and more work than one attempt can do however fast the
+    machine (900 items x 3 stages x 0.25 s of sleep over at most 9 processes: 75 s and
+    more) on hybrid_redis over 2 nodes (a count by key carried in the checkpoints): each
+    attempt has its worker on the second node, and the last one ends with what an
+    uninterrupted run gives."""
+    params = work("hybrid_redis", 900, latency=0.25)
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "10", "--checkpoint-interval", "10")
     first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=3)
     run = tmp_path / run_dir
