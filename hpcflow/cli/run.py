@@ -20,6 +20,7 @@ from ..exits import raise_terminated
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
+from ..rankguard import guard_rank
 from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..settings import resolve
 from ..transports import REDIS
@@ -126,6 +127,8 @@ def run_cmd(
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
         relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
+    if mapping == "mpi":
+        guard_rank()  # under mpiexec: a dead rank is reported by hpcflow, not only by hydra
     ranks = run_ranks(mapping)  # under MPI: rank 0 makes the run directory, writes and prints
     quiet = quiet or not ranks.writer
     created, path = ranks.share(lambda: make_run_dir(run_dir, workflow, mapping))
