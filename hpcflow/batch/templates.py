@@ -100,6 +100,12 @@ def warning_s(job: JobSpec) -> int:
     return WARNING_S if walltime is None else max(1, min(WARNING_S, walltime // 4))
 
 
+def drain_s(job: JobSpec) -> float:
+    """The `mpi` mapping's drain timeout that fits the warning: half of it, so that the
+    ranks stop, report and write metrics.json before the walltime."""
+    return warning_s(job) / 2
+
+
 def _script(
     prefix: str, directives: list[str], note: str, workers: list[str], job: JobSpec, again: Resubmission
 ) -> str:

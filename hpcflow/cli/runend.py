@@ -113,7 +113,8 @@ def finish_run(
 def done_line(result: RunResult, status: str) -> str:
     m = result.metrics
     verb = "done in" if status == "ok" else f"{status} after"
-    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+    items = sum(n or 0 for n in m.items.values())  # None: unknown (mpi, a dead rank)
+    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {items} items)"
 
 
 def last_lines(result: RunResult | None, failure: BaseException | None, path: Path) -> list[str]:
