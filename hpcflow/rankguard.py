@@ -10,6 +10,11 @@ open and waits, and the child is the rank. When the rank dies, hydra sees nothin
 other ranks find it gone (mpi_liveness), rank 0 ends the run with one line naming it and
 writes the metrics, and its exit is what ends the job.
 
+hydra also ends every rank at once when one exits non-zero: rank 0 (the only rank whose
+exit code `hpcflow run` makes non-zero for an interrupted or failed run) could take down
+ranks still on their way out, and mpiexec would exit 9 instead of 143. So rank 0's guard
+waits for the other ranks of its node to end before it exits.
+
 The rank runs in a process group of its own, so a signal hydra forwards to the guard's
 group (mpiexec got SIGTERM or Ctrl-C) reaches it once, through the guard; a signal sent
 to the rank itself reaches it directly. The rank gets SIGKILL if the guard dies (hydra's
@@ -23,6 +28,8 @@ import signal
 import time
 from typing import Any
 
+import psutil
+
 from .lifeline import signal_when_parent_dies
 from .mpirun import FORWARDED
 
@@ -30,6 +37,10 @@ from .mpirun import FORWARDED
 # within mpi_liveness.LIVENESS_S plus the item it is on, writes, and its exit ends the
 # job) before it ends the job itself, as hydra would have at once.
 AFTER_DEATH_S = 120.0
+
+# How long rank 0's guard waits for the other ranks of its node to exit before it exits
+# non-zero itself (they have finished the run with it: they only have to exit).
+SIBLINGS_S = 10.0
 
 
 def under_hydra() -> bool:
@@ -66,4 +77,22 @@ def _guard(child: int) -> None:
         while time.monotonic() < deadline:
             time.sleep(1.0)
         os._exit(128 + os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status))
+    code = os.waitstatus_to_exitcode(status)
+    if code and os.environ.get("PMI_RANK") == "0":
+        _wait_for_siblings()
+    os._exit(code)
+
+
+def _wait_for_siblings() -> None:
+    """Until the other processes hydra's proxy started on this node (the other ranks'
+    guards) have exited, or SIBLINGS_S."""
+    proxy = psutil.Process(os.getppid())
+    deadline = time.monotonic() + SIBLINGS_S
+    while time.monotonic() < deadline:
+        try:
+            others = [p for p in proxy.children() if p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE]
+        except psutil.Error:
+            return
+        if not others:
+            return
+        time.sleep(0.01)

@@ -18,7 +18,7 @@ from ..batch.allocation import detect_allocation
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated
 from ..mappings import get_mapping
-from ..mpirun import launcher_size, relaunch, run_ranks
+from ..mpirun import MpiRanks, launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
 from ..rankguard import guard_rank
 from ..rundir import attach_log, make_run_dir, new_run_dir
@@ -190,6 +190,8 @@ def run_cmd(
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
+            if isinstance(ranks, MpiRanks) and on_main_thread():
+                ignore_late_signals()
         code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
@@ -215,6 +217,14 @@ def run_cmd(
 def on_main_thread() -> bool:
     """Signal handlers can be set there only (the CLI called from a thread, as tests may)."""
     return threading.current_thread() is threading.main_thread()
+
+
+def ignore_late_signals() -> None:
+    """The ranks have ended the run together and now write and leave together (rank 0
+    writes, every rank meets the others in MPI_Finalize): a signal now would kill a rank
+    with the default action and leave the others waiting in MPI_Finalize for it."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _detach(log: logging.Logger, handler: logging.Handler | None) -> None:
