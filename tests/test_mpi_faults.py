@@ -16,11 +16,14 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import psutil
 import pytest
 
+from hpcflow.batch.submit import make_job
+from hpcflow.config import BatchConfig
 from hpcflow.engines.mpi_channel import PROGRESS_S, SAME_SIGNAL_S
 from hpcflow.mpirun import find_mpiexec
 from tests.conftest import ROOT, require
@@ -323,3 +326,22 @@ def test_mpiexec_beside_the_python_comes_before_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert find_mpiexec(str(beside / "python")) == str(beside / "mpiexec")
     assert find_mpiexec(str(tmp_path / "python")) is None
+
+
+def test_submit_fits_the_drain_timeout_to_the_walltime_warning(tmp_path, mpiexec):
+    """The drain must end before the walltime: half the warning SLURM is asked for (60 s,
+    or a quarter of a short walltime), unless --drain-timeout says otherwise."""
+    job = partial(make_job, workflow="pipeline", mapping="mpi", cpus=4, run_dir=tmp_path)
+    assert job().run_command[-2:] == ("--drain-timeout", "30.0")
+    assert job(batch=BatchConfig(walltime="00:01:00")).run_command[-2:] == ("--drain-timeout", "7.5")
+    assert job(drain_timeout=5.0).run_command[-2:] == ("--drain-timeout", "5.0")
+    assert "--drain-timeout" not in make_job(workflow="pipeline", mapping="multi", cpus=4, run_dir=tmp_path).run_command
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_a_bad_drain_timeout_is_one_line_and_exit_2(tmp_path, value):
+    cmd = [*hpcflow(tmp_path / "run", "-p", "items=10"), "--drain-timeout", value]
+    done = subprocess.run(cmd, env=env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("hpcflow: error:")]  # after the re-launch's
+    assert "drain" in line.lower() and "Traceback" not in done.stderr
