@@ -211,17 +211,22 @@ def test_the_ranks_drain_and_end_when_the_relaunching_process_is_killed(tmp_path
     assert metrics["status"] == INTERRUPTED and rows[0]["data"]["total"] == metrics["items"]["Source"]
 
 
-@pytest.mark.parametrize("rank,pe", [(2, "Stage1 instance 0"), (0, "Source instance 0")])
-def test_a_killed_rank_under_mpiexec_ends_the_job_with_one_line(tmp_path, mpiexec, rank, pe):
+@pytest.mark.parametrize(
+    "how,rank,pe",
+    [("mpiexec", 2, "Stage1 instance 0"), ("mpiexec", 0, "Source instance 0"), ("relaunch", 2, "Stage1 instance 0")],
+)
+def test_a_killed_rank_under_mpiexec_ends_the_job_with_one_line(tmp_path, mpiexec, how, rank, pe):
     """hydra would end every rank within milliseconds; the rank's guard keeps it from
     noticing, so the other ranks find the death, and the exit of the one that reports it
-    ends the job. mpiexec's own exit code is hydra's (9: it killed the rest)."""
+    ends the job. mpiexec's own exit code is hydra's (9: it killed the rest); the
+    re-launching hpcflow's is the run's (1)."""
     run_dir = tmp_path / "run"
-    proc, ranks = launch([mpiexec, "-n", str(RANKS), *hpcflow(run_dir, *LONG)], run_dir)
+    cmd = [mpiexec, "-n", str(RANKS), *hpcflow(run_dir, *LONG)]
+    proc, ranks = launch(cmd if how == "mpiexec" else [*hpcflow(run_dir, *LONG), "--cpus", str(RANKS)], run_dir)
     time.sleep(PROGRESS_S)  # every rank has sent its counts once
     ranks[rank].kill()
     err = finish(proc, ranks)
-    assert proc.returncode != 0
+    assert proc.returncode == 1 if how == "relaunch" else proc.returncode != 0
     assert_one_line_names(err, rank, pe)
     assert_dead_run_written(run_dir, rank)
 
@@ -330,12 +335,14 @@ def test_mpiexec_beside_the_python_comes_before_path(tmp_path, monkeypatch):
 
 
 def test_submit_fits_the_drain_timeout_to_the_walltime_warning(tmp_path, mpiexec):
-    """The drain must end before the walltime: half the warning SLURM is asked for (60 s,
-    or a quarter of a short walltime), unless --drain-timeout says otherwise."""
+    """The drain must end before the SIGKILL: half the warning SLURM is asked for (60 s,
+    or a quarter of a short walltime), half PBS's kill_delay (10 s), unless
+    --drain-timeout says otherwise."""
     job = partial(make_job, workflow="pipeline", mapping="mpi", cpus=4, run_dir=tmp_path)
     assert job().run_command[-2:] == ("--drain-timeout", "30.0")
     assert job(batch=BatchConfig(walltime="00:01:00")).run_command[-2:] == ("--drain-timeout", "7.5")
     assert job(drain_timeout=5.0).run_command[-2:] == ("--drain-timeout", "5.0")
+    assert job(scheduler="pbs").run_command[-2:] == ("--drain-timeout", "5.0")
     assert "--drain-timeout" not in make_job(workflow="pipeline", mapping="multi", cpus=4, run_dir=tmp_path).run_command
 
 

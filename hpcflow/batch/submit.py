@@ -49,6 +49,7 @@ def make_job(
     until_done: bool = False,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     oversubscribe: bool = False,
+    scheduler: str = "slurm",
     workdir: Path | None = None,
     python: str = sys.executable,
 ) -> JobSpec:
@@ -83,7 +84,7 @@ def make_job(
         **requested(batch or BatchConfig()),
     )
     if mapping == "mpi" and drain_timeout is None:  # the drain must end before the walltime: fit it to the warning
-        options["drain_timeout"] = drain_s(spec)
+        options["drain_timeout"] = drain_s(spec, scheduler)
         spec = replace(
             spec,
             run_command=tuple(run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)),

@@ -15,6 +15,7 @@ from .jobspec import JobSpec
 from .untildone import Resubmission, attempt_lines
 
 WARNING_S = 60  # SIGTERM this long before the walltime: time to drain and write metrics
+PBS_KILL_DELAY_S = 10  # PBS's SIGTERM at the walltime comes this long before its SIGKILL (kill_delay's default)
 SLURM_SCRIPT, PBS_SCRIPT = "job.sh", "job.pbs"  # the scripts' names in the run directory
 
 
@@ -100,10 +101,11 @@ def warning_s(job: JobSpec) -> int:
     return WARNING_S if walltime is None else max(1, min(WARNING_S, walltime // 4))
 
 
-def drain_s(job: JobSpec) -> float:
-    """The `mpi` mapping's drain timeout that fits the warning: half of it, so that the
-    ranks stop, report and write metrics.json before the walltime."""
-    return warning_s(job) / 2
+def drain_s(job: JobSpec, scheduler: str = "slurm") -> float:
+    """The `mpi` mapping's drain timeout that fits the warning (SLURM's early SIGTERM, or
+    PBS's kill_delay): half of it, so that the ranks stop, report and write metrics.json
+    before the SIGKILL."""
+    return (PBS_KILL_DELAY_S if scheduler == "pbs" else warning_s(job)) / 2
 
 
 def _script(
