@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     except HpcflowError as exc:
         if debug:  # a PE's own traceback says more than where hpcflow re-raised it
             print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        if say:
+        if say or getattr(exc, "in_place_of_rank0", False):  # mpi: the rank that writes for a dead rank 0
             click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE

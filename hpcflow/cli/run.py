@@ -192,8 +192,11 @@ def run_cmd(
                 signal.signal(signal.SIGTERM, before)
             if isinstance(ranks, MpiRanks) and on_main_thread():
                 ignore_late_signals()
-        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
-        if not ranks.writer:
+        writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
+        if writer and not ranks.writer:
+            monitor.run_dir, handler = path, attach_log(path)
+        code = finish_run(path if writer else None, job, result, failure, monitor, log)
+        if not writer:
             return
         if not quiet or failure is not None or code:
             for line in last_lines(result, failure, path):

@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -69,6 +70,10 @@ from .mpi_liveness import LIVENESS_S
 # long a slow PE's outputs wait for a batch to fill, and how long a rank goes on (besides
 # the item it is on) after a PE failed elsewhere.
 TICK_S = 0.01
+
+# How long the other ranks on a dead rank 0's node wait for the rank that writes in its
+# place before they leave (their exit makes the launcher end the job).
+REPORT_WAIT_S = 30.0
 
 
 @dataclass
@@ -133,7 +138,7 @@ def execute(job: Job) -> Outcome:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     if channel.dead:  # MPI_Finalize would wait for the dead rank: leave without it once rank 0 has written
-        atexit.register(_leave, 1)
+        atexit.register(_leave, 1, channel.liveness.reported)
         return outcome
     comm.Free()
     if outcome.failure is not None:  # every rank exits non-zero: not before rank 0 has written
@@ -168,7 +173,7 @@ def _run(job: Job, channel: Channel) -> Outcome:
             channel.send(0, REPORT, report)
             channel.drain_until(lambda: bool(channel.mail[DONE]))
         if channel.dead:
-            _rank0_died(job, channel)
+            return _rank0_died(job, channel, report)
         return channel.mail[DONE][0]
     channel.drain_until(lambda: len(channel.mail[REPORT]) == channel.size - 1)
     channel.closing = True
@@ -240,18 +245,34 @@ def _died(job: Job, rank: int) -> str:
     return f"rank {rank} ({what}) died (found within {LIVENESS_S:g} s by a rank on its node)"
 
 
-def _rank0_died(job: Job, channel: Channel) -> NoReturn:
+def _rank0_died(job: Job, channel: Channel, report: Report) -> Outcome:
     """Rank 0 is gone. If it said it was leaving, it ended the run on another dead rank
-    (and said so); else nobody can write the results: one live rank on its node says
-    so. Either way this rank leaves."""
-    if not channel.rank0_leaving and channel.liveness.claim_report_of(0):
-        print(f"hpcflow: error: {_died(job, 0)}: no results are written", file=sys.stderr, flush=True)
-    _leave(1)
+    (and said so): leave. Else the first live rank on its node to claim it takes rank 0's
+    place: its outcome (its own counts, the others unknown) carries a failure that
+    `hpcflow run` writes and says as rank 0 would (`in_place_of_rank0`). The other
+    ranks leave once it has written: an exit makes the launcher end the job."""
+    if channel.rank0_leaving:
+        _leave(1)
+    if not channel.liveness.claim_report_of(0):
+        channel.liveness.wait_for_report_of(0, within=REPORT_WAIT_S)
+        _leave(1)
+    outcome = _summarise([report], len(job.plan.pinned))
+    unknown = sorted({pe for pe, _ in job.plan.pinned} - set(report.items))
+    outcome.items.update(dict.fromkeys(unknown))
+    failure = RunAborted(
+        f"{_died(job, 0)}: the run cannot finish (rank {channel.rank} wrote what it knows; "
+        f"the counts of {', '.join(unknown) or 'no PE'} are unknown)"
+    )
+    failure.in_place_of_rank0 = True
+    outcome.failure = failure
+    return outcome
 
 
-def _leave(code: int) -> NoReturn:
+def _leave(code: int, before: Callable[[], None] | None = None) -> NoReturn:
     """Exit without MPI_Finalize, which would wait for a dead rank (MPI_Abort too, under
     srun). The launcher sees a rank end with `code` and ends the job if it has not yet."""
+    if before is not None:
+        before()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
