@@ -208,8 +208,8 @@ def _how_stopped(channel: Channel, cut: bool) -> str:
         return "sources stopped, in-flight work drained"
     if channel.stop_reason == DRAIN_DEADLINE:
         return (
-            f"the drain did not end within {channel.drain_timeout:g} s (drain_timeout): every rank stopped "
-            "after its current item; the items in flight were dropped and postprocess() did not run"
+            f"the drain did not end within {channel.drain_timeout:g} s (drain_timeout): the ranks still at work "
+            "stopped after their current item; the items in flight were dropped and their postprocess() did not run"
         )
     if channel.stop_reason == SECOND_SIGNAL:
         return "stopped at once on a second signal"
