@@ -310,6 +310,27 @@ def test_the_walltime_signal_drains_a_submitted_mpi_job(tmp_path, cli, srun):
     assert_drained(run, (run / "job.out").read_text(), signal.SIGTERM)
 
 
+def test_one_plain_scancel_of_a_submitted_mpi_job_is_one_signal(tmp_path, cli, srun):
+    """A plain `scancel` sends SIGTERM to every process of the job: the batch shell (which
+    passes it to mpiexec), mpiexec (which passes it to the ranks) and the ranks: several
+    SIGTERMs reach each rank within milliseconds. That is one signal: the run drains (within
+    SLURM's KillWait) and says so, not "stopped at once on a second signal"."""
+    job_id, run_dir = submitted(cli("submit", "pipeline", *LONG, "--mapping", "mpi", "--cpus", str(RANKS)))
+    run = tmp_path / run_dir
+    try:
+        assert wait_for_state(job_id, {"RUNNING"}) == "RUNNING"
+        ranks = started(run)
+        subprocess.run(["scancel", job_id], check=True, timeout=60)
+        wait_for_state(job_id, FINISHED)
+        gone(ranks)
+    finally:
+        subprocess.run(["scancel", job_id], timeout=60)
+    deadline = time.monotonic() + 60  # the job's end is recorded before its output is complete
+    while not (run / "metrics.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert_drained(run, (run / "job.out").read_text(), signal.SIGTERM)
+
+
 def test_submit_mpi_without_a_launcher_is_refused_before_the_queue(tmp_path, srun):
     """A Python with no mpiexec beside it and none on PATH: exit 2, one line, no job."""
     bin_dir = tmp_path / "bin"
