@@ -84,15 +84,22 @@ def _guard(child: int) -> None:
 
 
 def _wait_for_siblings() -> None:
-    """Until the other processes hydra's proxy started on this node (the other ranks'
-    guards) have exited, or SIBLINGS_S."""
+    """Until the other ranks hydra's proxy started on this node have exited (a guard whose
+    rank died waits for the job's end: not for it), or SIBLINGS_S."""
     proxy = psutil.Process(os.getppid())
     deadline = time.monotonic() + SIBLINGS_S
     while time.monotonic() < deadline:
         try:
-            others = [p for p in proxy.children() if p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE]
+            guards = [p for p in proxy.children() if p.pid != os.getpid()]
+            if not any(_alive(rank) for guard in guards for rank in guard.children()):
+                return
         except psutil.Error:
-            return
-        if not others:
-            return
+            pass  # a process ended while looked at: look again
         time.sleep(0.01)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
