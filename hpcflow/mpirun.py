@@ -84,9 +84,9 @@ def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> No
     (SIGTERM before the walltime, Ctrl-C) go to mpiexec, which passes them to the
     ranks, which drain. mpiexec runs in a session of its own, so a Ctrl-C at a terminal
     reaches it once (through here), and it gets SIGTERM if this process dies even by
-    SIGKILL, so no rank is left behind. (hydra ends every rank at once when one dies,
-    before rank 0 could write anything; with -disable-auto-cleanup its proxy fails on
-    the dead rank's PMI socket instead, so that is left as it is.)"""
+    SIGKILL, so no rank is left behind. (hydra ends every rank at once when one dies:
+    each rank's guard, rankguard.py, hides the death until rank 0 has written; mpiexec
+    then exits 9, and this process with the run's code, 1.)"""
     mpiexec = require_mpiexec()
     args = list(argv)
     run_dir = _run_dir_in(args)
