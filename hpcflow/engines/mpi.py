@@ -64,7 +64,7 @@ from .mpi_channel import (
     Channel,
     quiet_barrier,
 )
-from .mpi_liveness import LIVENESS_S
+from .mpi_liveness import LIVENESS_S, Liveness
 
 # How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
 # long a slow PE's outputs wait for a batch to fill, and how long a rank goes on (besides
@@ -141,9 +141,21 @@ def execute(job: Job) -> Outcome:
         atexit.register(_leave, 1, channel.liveness.reported)
         return outcome
     comm.Free()
-    if outcome.failure is not None:  # every rank exits non-zero: not before rank 0 has written
-        atexit.register(quiet_barrier, world)  # (srun --kill-on-bad-exit would end rank 0 too)
+    atexit.register(_leave_together, world, channel.liveness)
     return outcome
+
+
+def _leave_together(world: MPI.Comm, liveness: Liveness) -> None:
+    """At exit: meet every rank before MPI_Finalize, so that no rank exits non-zero before
+    rank 0 has written (srun --kill-on-bad-exit would end rank 0 too), and no rank waits in
+    MPI_Finalize, forever, for a rank that died after the run ended: one found dead on
+    this node meanwhile makes this rank leave without MPI_Finalize."""
+    request = world.Ibarrier()
+    backoff = Backoff()
+    while not request.Test():
+        if liveness.check():
+            _leave(1)
+        backoff.sleep()
 
 
 def _catch_signals(channel: Channel) -> dict:
