@@ -8,6 +8,7 @@ params: {scale: 1}
 autoscale: backlog            # a policy name, or {policy: name, ...parameters}
 redis_url: redis://host:6379
 stall_timeout: 900            # seconds without a finished task before a run stops (0: never)
+drain_timeout: 30             # mpi: seconds a SIGTERM's drain may take before the ranks stop at once
 batch: {partition: short, account: proj42, walltime: "01:00:00", mem: 8G, modules: [python/3.11], scheduler: slurm}
 elastic: {max_jobs: 4, cpus_per_job: 8, walltime: "00:30:00", min_backlog_s: 5, idle_s: 30}  # for run --elastic
 ```
@@ -55,6 +56,7 @@ class ConfigValues:
     autoscale: str | dict[str, Any] | None = None
     redis_url: str | None = None
     stall_timeout: float | None = None
+    drain_timeout: float | None = None
     batch: BatchConfig = field(default_factory=BatchConfig)
     elastic: dict[str, Any] = field(default_factory=dict)  # ElasticConfig's fields that were set
 
@@ -106,6 +108,7 @@ def parse_config(data: Any, path: Path) -> Config:
         autoscale=_autoscale(top.get("autoscale"), path),
         redis_url=_text(top, "redis_url", path),
         stall_timeout=_seconds(top, "stall_timeout", path),
+        drain_timeout=_seconds(top, "drain_timeout", path),
         batch=BatchConfig(
             partition=_text(batch, "partition", path, "batch."),
             account=_text(batch, "account", path, "batch."),

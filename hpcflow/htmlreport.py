@@ -190,13 +190,14 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
         failed[metrics["failed_item"].get("pe")] += 1
     process_time = metrics.get("process_time_s") or 0.0
     rows = []
+    lower = set(metrics.get("items_lower_bound") or ())  # mpi, a dead rank: counts as of the last progress
     for pe, n in (metrics.get("items") or {}).items():
         s = stats.get(pe, {})
         share = s.get("busy_share")
         rows.append(
             (
                 pe,
-                n,
+                "unknown" if n is None else f"≥ {n}" if pe in lower else n,
                 failed.get(pe, 0),
                 _seconds(s.get("service_mean_s")),
                 _seconds(s.get("service_p95_s")),

@@ -51,7 +51,7 @@ class Metrics:
     runtime_s: float
     process_time_s: float
     cpu_time_s: float
-    items: dict[str, int]
+    items: dict[str, int | None]  # None: unknown (mpi: a rank died before it sent any count)
     timeline: list[list[float]] = field(default_factory=list)
     host: str = field(default_factory=socket.gethostname)
     allocation: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,7 @@ itself through mpiexec.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -83,12 +84,13 @@ def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> No
     (SIGTERM before the walltime, Ctrl-C) go to mpiexec, which passes them to the
     ranks, which drain. mpiexec runs in a session of its own, so a Ctrl-C at a terminal
     reaches it once (through here), and it gets SIGTERM if this process dies even by
-    SIGKILL, so no rank is left behind. (hydra ends every rank at once when one dies,
-    before rank 0 could write anything; with -disable-auto-cleanup its proxy fails on
-    the dead rank's PMI socket instead, so that is left as it is.)"""
+    SIGKILL, so no rank is left behind. (hydra ends every rank at once when one dies:
+    each rank's guard, rankguard.py, hides the death until rank 0 has written; mpiexec
+    then exits 9, and this process with the run's code, 1.)"""
     mpiexec = require_mpiexec()
     args = list(argv)
-    if "--run-dir" not in args and not any(a.startswith("--run-dir=") for a in args):
+    run_dir = _run_dir_in(args)
+    if run_dir is None:
         run_dir = new_run_dir()  # made here so that its name is unique...
         run_dir.rmdir()  # ...and left to rank 0 to make, which removes it if the workflow fails to load
         args += ["--run-dir", str(run_dir)]
@@ -98,7 +100,30 @@ def relaunch(argv: list[str], ranks: int, new_run_dir: Callable[[], Path]) -> No
     for sig in FORWARDED:
         signal.signal(sig, lambda signum, frame: child.send_signal(signum))
     code = child.wait()
-    sys.exit(128 - code if code < 0 else code)  # killed by a signal: the shell's 128 + signal
+    code = 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + signal
+    sys.exit(_run_exit_code(run_dir, code))
+
+
+def _run_dir_in(args: list[str]) -> Path | None:
+    for i, arg in enumerate(args):
+        if arg == "--run-dir" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("--run-dir="):
+            return Path(arg.partition("=")[2])
+    return None
+
+
+def _run_exit_code(run_dir: Path, code: int) -> int:
+    """hpcflow's exit code for a run whose mpiexec exited `code`: mpiexec's own when it is
+    one of ours; else (9: hydra killed the ranks left after one died and rank 0 wrote
+    the metrics) 1 for a run whose metrics.json says failed."""
+    if code in (0, 1, 2, 3, 130, 143):
+        return code
+    try:
+        status = json.loads((run_dir / "metrics.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return code
+    return 1 if status in ("failed", "stalled") else code
 
 
 class SingleProcess:

@@ -19,6 +19,7 @@ _TYPED = {  # option: (the types it takes, how to say so), checked before the va
     "max_queued": (int, "a whole number"),
     "max_backlog_s": ((int, float), "a number"),
     "stall_timeout": ((int, float), "a number of seconds"),
+    "drain_timeout": ((int, float), "a number of seconds"),
     "checkpoint_interval": ((int, float), "a number of seconds"),
 }
 
@@ -38,6 +39,7 @@ class Options:
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
     help_pool: bool = True  # pinned processes run pool tasks when idle (a crash in one then ends the run)
     stall_timeout: float = 900.0  # stop a run in which no task has finished for this long (0: never)
+    drain_timeout: float = 30.0  # mpi: a SIGTERM's drain stops at once after this long (fits SLURM's 60 s warning)
     workflow: str | None = None  # name recorded in the metrics
     params: dict[str, Any] = field(default_factory=dict)  # workflow params, for the metrics
     extra_metrics: dict[str, Any] = field(default_factory=dict)  # e.g. a workflow's work_s
@@ -80,6 +82,8 @@ class Options:
             raise UsageError("checkpoint_interval needs a checkpoint_dir (`hpcflow run` gives RUN_DIR/checkpoint)")
         if opts.resume and not opts.checkpoint_dir:
             raise UsageError("resume needs the checkpoint_dir of the run to continue")
+        if not 0 <= opts.drain_timeout < math.inf:
+            raise UsageError(f"drain_timeout must be 0 (stop at once) or more seconds, got {opts.drain_timeout}")
         if opts.stall_timeout < 0:
             raise UsageError(f"stall_timeout must be 0 (off) or more seconds, got {opts.stall_timeout}")
         if opts.metrics_out is not None:  # found out before the run, not after it

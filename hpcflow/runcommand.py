@@ -19,6 +19,7 @@ RUN_FLAGS = {  # the run options such a command line carries, and the `hpcflow r
     "on_error": "--on-error",
     "start_method": "--start-method",
     "stall_timeout": "--stall-timeout",
+    "drain_timeout": "--drain-timeout",
     "checkpoint_interval": "--checkpoint-interval",
 }
 

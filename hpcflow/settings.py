@@ -34,6 +34,7 @@ ENVIRONMENT = {  # setting -> variable; batch settings are "batch.<field>"
     "autoscale": "HPCFLOW_AUTOSCALE",
     "redis_url": "HPCFLOW_REDIS_URL",
     "stall_timeout": "HPCFLOW_STALL_TIMEOUT",
+    "drain_timeout": "HPCFLOW_DRAIN_TIMEOUT",
     "batch.partition": "HPCFLOW_PARTITION",
     "batch.account": "HPCFLOW_ACCOUNT",
     "batch.walltime": "HPCFLOW_WALLTIME",
@@ -153,7 +154,11 @@ def _env_seconds(name: str, text: str) -> float:
     return seconds
 
 
-_ENV_NUMBERS = {"cpus": _env_cpus, "stall_timeout": _env_seconds}  # the settings that are not text
+_ENV_NUMBERS = {
+    "cpus": _env_cpus,
+    "stall_timeout": _env_seconds,
+    "drain_timeout": _env_seconds,
+}  # the settings that are not text
 
 
 def autoscale_text(spec: str | Mapping[str, Any] | None) -> str | None:

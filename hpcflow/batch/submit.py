@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from ..runcommand import run_command
 from ..rundir import safe_name
 from .jobspec import JobSpec
 from .schedulers import Scheduler
+from .templates import drain_s
 
 DEFAULT_MAX_ATTEMPTS = 10  # jobs an --until-done run may take in all: a run that never ends stops somewhere
 
@@ -44,10 +45,12 @@ def make_job(
     redis_url: str | None = None,
     autoscale: str | Mapping[str, Any] | None = None,
     stall_timeout: float | None = None,
+    drain_timeout: float | None = None,
     checkpoint_interval: float | None = None,
     until_done: bool = False,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     oversubscribe: bool = False,
+    scheduler: str = "slurm",
     workdir: Path | None = None,
     python: str = sys.executable,
 ) -> JobSpec:
@@ -63,7 +66,7 @@ def make_job(
     if mapping == "mpi":  # the job re-launches itself through mpiexec: refuse now, not in the queue
         require_mpiexec(python)
     options = {"autoscale": autoscale, "redis_url": redis_url, "stall_timeout": stall_timeout}
-    options["checkpoint_interval"] = checkpoint_interval
+    options.update(checkpoint_interval=checkpoint_interval, drain_timeout=drain_timeout)
     launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
     resume = (python, "-m", "hpcflow", "resume", str(run_dir)) if until_done else ()  # with the run's settings
     if resume and redis_url and redact(redis_url) != redis_url:  # run.json keeps no password: say it again
@@ -71,7 +74,7 @@ def make_job(
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
-    return JobSpec(
+    spec = JobSpec(
         name=f"hpcflow-{safe_name(workflow)}",
         workdir=(workdir or Path.cwd()).absolute(),
         run_dir=run_dir,
@@ -83,6 +86,13 @@ def make_job(
         max_attempts=max_attempts if until_done else 1,
         **requested(batch or BatchConfig()),
     )
+    if mapping == "mpi" and drain_timeout is None:  # the drain must end before the walltime: fit it to the warning
+        options["drain_timeout"] = drain_s(spec, scheduler)
+        spec = replace(
+            spec,
+            run_command=tuple(run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)),
+        )
+    return spec
 
 
 def requested(batch: BatchConfig) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import shlex
 from .jobspec import JobSpec
 from .untildone import Resubmission, attempt_lines
 
-WARNING_S = 60  # SIGTERM this long before the walltime: time to write a checkpoint and the metrics
+WARNING_S = 60  # SIGTERM this long before the walltime: time to write a checkpoint (mpi: to drain) and the metrics
+PBS_KILL_DELAY_S = 10  # PBS's SIGTERM at the walltime comes this long before its SIGKILL (kill_delay's default)
 SLURM_SCRIPT, PBS_SCRIPT = "job.sh", "job.pbs"  # the scripts' names in the run directory
 
 
@@ -110,6 +111,13 @@ def warning_s(job: JobSpec) -> int:
     walltime would come at the start and leave no time for work."""
     walltime = job.walltime_s()
     return WARNING_S if walltime is None else max(1, min(WARNING_S, walltime // 4))
+
+
+def drain_s(job: JobSpec, scheduler: str = "slurm") -> float:
+    """The `mpi` mapping's drain timeout that fits the warning (SLURM's early SIGTERM, or
+    PBS's kill_delay): half of it, so that the ranks stop, report and write metrics.json
+    before the SIGKILL."""
+    return (PBS_KILL_DELAY_S if scheduler == "pbs" else warning_s(job)) / 2
 
 
 def _script(

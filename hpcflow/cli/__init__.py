@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         with signals_held(restore=argv is not None):  # the run's end is written: no signal cuts its last word
             if debug:  # a PE's own traceback says more than where hpcflow re-raised it
                 print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-            if say:  # a stop the user or the batch system asked for is said as what happened, not as an error
+            if say or getattr(exc, "in_place_of_rank0", False):  # mpi: the rank that writes for a dead rank 0
+                # a stop the user or the batch system asked for is said as what happened, not as an error
                 kind = "" if end_state(exc)[0] == "interrupted" else "error: "
                 click.echo(f"hpcflow: {kind}{_one_line(exc)}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))

@@ -15,7 +15,7 @@ from .params import parse_params
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
-RUN_OPTIONS = ("autoscale", "redis_url", "stall_timeout")  # the settings that are options of run()
+RUN_OPTIONS = ("autoscale", "redis_url", "stall_timeout", "drain_timeout")  # the settings that are options of run()
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -28,7 +28,7 @@ CONFIG_OPTION = click.option(
 
 
 def workflow_options(mapping_help: str, cpus_help: str) -> Callable[[Command], Command]:
-    """WORKFLOW, -p, -m, -n, --autoscale and --stall-timeout: what to run, and how. The
+    """WORKFLOW, -p, -m, -n, --autoscale, --stall-timeout and --drain-timeout: what to run, and how. The
     command receives them as one argument, `given`: the settings given on the command
     line as `command_settings` takes them (None where left out; `params` the -p pairs)."""
     options = [
@@ -52,12 +52,23 @@ def workflow_options(mapping_help: str, cpus_help: str) -> Callable[[Command], C
             help="Stop a run in which no task finishes for this long, naming the PEs that hold work; "
             "0: never [default: the config's, else 900].",
         ),
+        click.option(
+            "--drain-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="mpi: how long the drain on SIGTERM/SIGINT may take before every rank stops at once "
+            "(metrics.json says interrupted, with the counts so far) [default: the config's, else 30].",
+        ),
     ]
 
     def decorate(command: Command) -> Command:
         @functools.wraps(command)
         def with_given(*args: Any, **kwargs: Any) -> Any:
-            given = {key: kwargs.pop(key) for key in ("workflow", "mapping", "cpus", "autoscale", "stall_timeout")}
+            given = {
+                key: kwargs.pop(key)
+                for key in ("workflow", "mapping", "cpus", "autoscale", "stall_timeout", "drain_timeout")
+            }
             given["params"] = parse_params(kwargs.pop("params"))
             return command(*args, given=given, **kwargs)
 

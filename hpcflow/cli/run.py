@@ -21,8 +21,9 @@ from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated, signals_held
 from ..fingerprint import check_same, fingerprint
 from ..mappings import get_mapping
-from ..mpirun import launcher_size, relaunch, run_ranks
+from ..mpirun import MpiRanks, launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
+from ..rankguard import guard_rank
 from ..result import RunResult
 from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..settings import resolve
@@ -138,6 +139,8 @@ def run_cmd(
     if mapping == "mpi" and launcher_size() is None:
         argv = ctx.obj.get("argv", sys.argv[1:])
         relaunch(argv, cpus or detect_allocation().cpus, lambda: new_run_dir(workflow, mapping))
+    if mapping == "mpi":
+        guard_rank()  # under mpiexec: a dead rank is reported by hpcflow, not only by hydra
     ranks = run_ranks(mapping)  # under MPI: rank 0 makes the run directory, writes and prints
     quiet = quiet or not ranks.writer
     created, path = ranks.share(lambda: make_run_dir(run_dir, workflow, mapping))
@@ -195,9 +198,14 @@ def run_cmd(
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
+            if isinstance(ranks, MpiRanks) and on_main_thread():
+                ignore_late_signals()
+        writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
+        if writer and not ranks.writer:
+            monitor.run_dir, handler = path, attach_log(path)
         with signals_held():  # the end is written whole, whenever a signal comes
-            code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
-            if not ranks.writer:
+            code = finish_run(path if writer else None, job, result, failure, monitor, log)
+            if not writer:
                 return
             if not quiet or failure is not None or code:
                 for line in last_lines(result, failure, path):
@@ -233,6 +241,14 @@ def written_outputs(result: RunResult) -> dict[str, dict[str, list]]:
 def on_main_thread() -> bool:
     """Signal handlers can be set there only (the CLI called from a thread, as tests may)."""
     return threading.current_thread() is threading.main_thread()
+
+
+def ignore_late_signals() -> None:
+    """The ranks have ended the run together and now write and leave together (rank 0
+    writes, every rank meets the others in MPI_Finalize): a signal now would kill a rank
+    with the default action and leave the others waiting in MPI_Finalize for it."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _detach(log: logging.Logger, handler: logging.Handler | None) -> None:

@@ -130,7 +130,8 @@ def record_attempt(path: Path, m: Metrics, code: int) -> None:
 def done_line(result: RunResult, status: str) -> str:
     m = result.metrics
     verb = "done in" if status == "ok" else f"{status} after"
-    return f"{verb} {duration(m.runtime_s)} (process time {duration(m.process_time_s)}, {sum(m.items.values())} items)"
+    items = sum(n or 0 for n in m.items.values())  # None: unknown (mpi, a dead rank)
+    return f"{verb} {duration(m.runtime_s)} (process time {duration(m.process_time_s)}, {items} items)"
 
 
 def duration(seconds: float) -> str:

@@ -133,6 +133,7 @@ def submit_cmd(
         checkpoint_interval=checkpoint_interval,
         until_done=until_done,
         max_attempts=max_attempts,
+        scheduler=chosen.name,
         **options,
     )
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)

@@ -14,13 +14,16 @@ A PE failure sends STOP to every rank; each stops after the item it is on, so no
 waits for a message that will never come, and the summary carries the PEError, which
 run() raises on every rank.
 
-SIGTERM or SIGINT on any rank drains the run as on the shared-memory mappings: the
-sources stop, the items in flight go through, postprocess() runs, and every rank raises
-the same RunAborted ("stopped by SIGTERM", exit code 128 + signal) with rank 0's result
-holding the metrics and outputs. A rank that dies ends the run within LIVENESS_S: rank 0
-raises a RunAborted naming the rank and its PE instance with what it knows (its own
-counts and those of ranks that had reported), then exits without MPI_Finalize, which
-would wait for the dead rank; the other ranks see it gone and leave too.
+SIGTERM or SIGINT on any rank drains the run: the sources stop, the items in flight go
+through, postprocess() runs, and every rank raises the same RunAborted ("stopped by
+SIGTERM", exit code 128 + signal) with rank 0's result holding the metrics and outputs.
+A drain that takes longer than `drain_timeout`, or a second signal, stops every rank
+after the item it is on: the counts are then those of the items each rank ran, and the
+message says which it was. A rank that dies ends the run within LIVENESS_S: rank 0
+raises a RunAborted naming the rank and its PE instance with what it knows (the reports
+of the ranks that had ended, the last PROGRESS of the others: those PEs' counts are
+lower bounds, listed in `items_lower_bound`, or None if nothing came), then exits without
+MPI_Finalize, which would wait for the dead rank; the other ranks see it gone and leave too.
 
 Rank 0's result holds the outputs of every unconnected port; the other ranks' results
 hold the same metrics and errors and no outputs.
@@ -37,6 +40,7 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -49,13 +53,27 @@ from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..mpirun import launcher_size
 from ..routing import Router
-from .mpi_channel import DATA, DONE, REPORT, Backoff, Channel, quiet_barrier
-from .mpi_liveness import LIVENESS_S
+from .mpi_channel import (
+    DATA,
+    DONE,
+    DRAIN_DEADLINE,
+    PROGRESS_S,
+    REPORT,
+    SECOND_SIGNAL,
+    Backoff,
+    Channel,
+    quiet_barrier,
+)
+from .mpi_liveness import LIVENESS_S, Liveness
 
 # How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
 # long a slow PE's outputs wait for a batch to fill, and how long a rank goes on (besides
 # the item it is on) after a PE failed elsewhere.
 TICK_S = 0.01
+
+# How long the other ranks on a dead rank 0's node wait for the rank that writes in its
+# place before they leave (their exit makes the launcher end the job).
+REPORT_WAIT_S = 30.0
 
 
 @dataclass
@@ -72,6 +90,7 @@ class Report:
     errors: list[dict[str, Any]] = field(default_factory=list)
     failure: PEError | None = None
     failed_at: float = 0.0
+    cut: bool = False  # stopped before its PE's end of stream (a failure elsewhere, a second signal, the deadline)
 
 
 def resolve_processes(requested: int | None) -> int:
@@ -101,7 +120,7 @@ def execute(job: Job) -> Outcome:
     world = MPI.COMM_WORLD
     quiet_barrier(world)  # start together: launch skew is the launcher's, not the run's
     comm = world.Dup()  # the run's messages never meet the caller's or another run's
-    channel = Channel(comm)
+    channel = Channel(comm, job.options.drain_timeout)
     handlers = _catch_signals(channel)
     try:
         outcome = _run(job, channel)
@@ -119,12 +138,24 @@ def execute(job: Job) -> Outcome:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     if channel.dead:  # MPI_Finalize would wait for the dead rank: leave without it once rank 0 has written
-        atexit.register(_leave, 1)
+        atexit.register(_leave, 1, channel.liveness.reported)
         return outcome
     comm.Free()
-    if outcome.failure is not None:  # every rank exits non-zero: not before rank 0 has written
-        atexit.register(quiet_barrier, world)  # (srun --kill-on-bad-exit would end rank 0 too)
+    atexit.register(_leave_together, world, channel.liveness)
     return outcome
+
+
+def _leave_together(world: MPI.Comm, liveness: Liveness) -> None:
+    """At exit: meet every rank before MPI_Finalize, so that no rank exits non-zero before
+    rank 0 has written (srun --kill-on-bad-exit would end rank 0 too), and no rank waits in
+    MPI_Finalize, forever, for a rank that died after the run ended: one found dead on
+    this node meanwhile makes this rank leave without MPI_Finalize."""
+    request = world.Ibarrier()
+    backoff = Backoff()
+    while not request.Test():
+        if liveness.check():
+            _leave(1)
+        backoff.sleep()
 
 
 def _catch_signals(channel: Channel) -> dict:
@@ -134,7 +165,7 @@ def _catch_signals(channel: Channel) -> dict:
         return {}
 
     def note(signum: int, frame: Any) -> None:
-        channel.signalled = signum
+        channel.take_signal(signum)
 
     return {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
 
@@ -154,7 +185,7 @@ def _run(job: Job, channel: Channel) -> Outcome:
             channel.send(0, REPORT, report)
             channel.drain_until(lambda: bool(channel.mail[DONE]))
         if channel.dead:
-            _rank0_died(job, channel)
+            return _rank0_died(job, channel, report)
         return channel.mail[DONE][0]
     channel.drain_until(lambda: len(channel.mail[REPORT]) == channel.size - 1)
     channel.closing = True
@@ -162,13 +193,13 @@ def _run(job: Job, channel: Channel) -> Outcome:
     summary = _summarise(reports, len(job.plan.pinned), channel.liveness.hosts)
     if channel.dead:
         channel.say_leaving(within=2 * LIVENESS_S)
+        unreported = _add_progress(summary, job, reports, channel.progress)
         summary.failure = RunAborted(
-            "; ".join(_died(job, rank) for rank in sorted(channel.dead))
-            + f": the run cannot finish (counts below are of the {len(reports)} rank(s) that had reported)"
+            "; ".join(_died(job, rank) for rank in sorted(channel.dead)) + f": the run cannot finish ({unreported})"
         )
     elif summary.failure is None and channel.interrupted is not None:
         name = signal.Signals(channel.interrupted).name
-        how = "stopped at once on a second signal" if channel.stopped else "sources stopped, in-flight work drained"
+        how = _how_stopped(channel, any(r.cut for r in reports))
         summary.failure = RunAborted(f"stopped by {name}: {how}", exit_code=128 + channel.interrupted)
     if not channel.dead:
         for dest in range(1, channel.size):
@@ -183,24 +214,77 @@ def _run(job: Job, channel: Channel) -> Outcome:
     return summary
 
 
+def _how_stopped(channel: Channel, cut: bool) -> str:
+    """The truth about a run that stopped on a signal: drained, or cut short and why."""
+    if not cut:
+        return "sources stopped, in-flight work drained"
+    if channel.stop_reason == DRAIN_DEADLINE:
+        return (
+            f"the drain did not end within {channel.drain_timeout:g} s (drain_timeout): the ranks still at work "
+            "stopped after their current item; the items in flight were dropped and their postprocess() did not run"
+        )
+    if channel.stop_reason == SECOND_SIGNAL:
+        return "stopped at once on a second signal"
+    return "stopped at once"
+
+
+def _add_progress(summary: Outcome, job: Job, reports: list[Report], progress: dict[int, dict[str, int]]) -> str:
+    """Add the last PROGRESS of each PE instance that did not report to the counts of a
+    run that ends on a dead rank; mark its PE's count a lower bound (None: nothing known).
+    What the message says of the counts."""
+    reported = {r.rank for r in reports}
+    missing = [rank for rank in range(len(job.plan.pinned)) if rank not in reported]
+    if not missing:
+        return "the counts are of every instance"
+    lower: set[str] = set()
+    for rank in missing:
+        pe = job.plan.pinned[rank][0]
+        lower.add(pe)
+        if rank in progress:
+            summary.items[pe] = (summary.items.get(pe) or 0) + progress[rank].get(pe, 0)
+        else:
+            summary.items.setdefault(pe, None)
+    summary.extra["items_lower_bound"] = sorted(lower)
+    return (
+        f"{len(missing)} instance(s) had not reported: the counts of {', '.join(sorted(lower))} are lower "
+        f"bounds, from progress at most {PROGRESS_S:g} s old"
+    )
+
+
 def _died(job: Job, rank: int) -> str:
     pinned = job.plan.pinned
     what = f"PE {pinned[rank][0]} instance {pinned[rank][1]}" if rank < len(pinned) else "idle"
     return f"rank {rank} ({what}) died (found within {LIVENESS_S:g} s by a rank on its node)"
 
 
-def _rank0_died(job: Job, channel: Channel) -> NoReturn:
+def _rank0_died(job: Job, channel: Channel, report: Report) -> Outcome:
     """Rank 0 is gone. If it said it was leaving, it ended the run on another dead rank
-    (and said so); else nobody can write the results: one live rank on its node says
-    so. Either way this rank leaves."""
-    if not channel.rank0_leaving and channel.liveness.claim_report_of(0):
-        print(f"hpcflow: error: {_died(job, 0)}: no results are written", file=sys.stderr, flush=True)
-    _leave(1)
+    (and said so): leave. Else the first live rank on its node to claim it takes rank 0's
+    place: its outcome (its own counts, the others unknown) carries a failure that
+    `hpcflow run` writes and says as rank 0 would (`in_place_of_rank0`). The other
+    ranks leave once it has written: an exit makes the launcher end the job."""
+    if channel.rank0_leaving:
+        _leave(1)
+    if not channel.liveness.claim_report_of(0):
+        channel.liveness.wait_for_report_of(0, within=REPORT_WAIT_S)
+        _leave(1)
+    outcome = _summarise([report], len(job.plan.pinned))
+    unknown = sorted({pe for pe, _ in job.plan.pinned} - set(report.items))
+    outcome.items.update(dict.fromkeys(unknown))
+    failure = RunAborted(
+        f"{_died(job, 0)}: the run cannot finish (rank {channel.rank} wrote what it knows; "
+        f"the counts of {', '.join(unknown) or 'no PE'} are unknown)"
+    )
+    failure.in_place_of_rank0 = True
+    outcome.failure = failure
+    return outcome
 
 
-def _leave(code: int) -> NoReturn:
+def _leave(code: int, before: Callable[[], None] | None = None) -> NoReturn:
     """Exit without MPI_Finalize, which would wait for a dead rank (MPI_Abort too, under
     srun). The launcher sees a rank end with `code` and ends the job if it has not yet."""
+    if before is not None:
+        before()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -254,9 +338,11 @@ class InstanceRank:
         )
         self.outputs: dict[str, dict[str, list]] = {}
         self._next_tick = 0.0
+        self._next_progress = time.perf_counter() + PROGRESS_S
 
     def run(self) -> Report:
         failure: PEError | None = None
+        cut = False
         try:
             self.invoker.preprocess(self.name)
             if self.feed is not None:
@@ -266,6 +352,8 @@ class InstanceRank:
             if not self.channel.stopped:
                 self.invoker.postprocess(self.name)
                 self.channel.end_streams(self.downstream)
+            else:
+                cut = True
         except PEError as exc:
             failure = exc
         except Exception as exc:  # a send outside a PE call failed (an output that cannot be pickled)
@@ -282,6 +370,7 @@ class InstanceRank:
             errors=self.invoker.errors,
             failure=failure,
             failed_at=time.time() if failure else 0.0,
+            cut=cut,
         )
 
     def _produce(self) -> None:
@@ -298,6 +387,7 @@ class InstanceRank:
             message = self.channel.receive()
             if message is None:
                 self.channel.flush()  # about to wait: what is buffered goes now
+                self._progress(time.perf_counter())
                 backoff.sleep()
                 continue
             backoff.reset()
@@ -318,6 +408,13 @@ class InstanceRank:
             self._next_tick = now + TICK_S
             self.channel.flush()
             self.channel.poll_stop()
+            self._progress(now)
+
+    def _progress(self, now: float) -> None:
+        """Every PROGRESS_S, this rank's counts to rank 0 (which keeps its own)."""
+        if now >= self._next_progress and self.channel.rank != 0:
+            self._next_progress = now + PROGRESS_S
+            self.channel.send_progress(dict(self.invoker.items))
 
     def _sink(self, pe: str, port: str, data: Any) -> None:
         if not self.router.is_connected(pe, port):

@@ -10,8 +10,13 @@ received, so nothing is left pending at MPI_Finalize or leaks into the next run)
 A signal (SIGTERM before the walltime, Ctrl-C) may reach any rank, or every rank (hydra's
 mpiexec forwards it to all; `scancel --signal` to some): the rank that takes it tells
 rank 0 (INTERRUPT), and rank 0 tells every other rank once, so every rank learns of it
-whichever rank was signalled, and the run drains: sources stop, the rest finishes. A
-second signal on one rank stops every rank at once (STOP), as on the other mappings.
+whichever rank was signalled, and the run drains: sources stop, the rest finishes. The
+drain is bounded: `drain_timeout` seconds after rank 0 learnt of the signal it stops
+every rank at once (STOP). A second signal on one rank stops every rank at once too, as
+on the other mappings; but one plain `scancel` reaches a rank by several paths within
+milliseconds (slurmstepd, mpiexec, the re-launching hpcflow), so a signal within
+SAME_SIGNAL_S of a rank's first is that same one. Ranks send rank 0 their counts every
+PROGRESS_S (PROGRESS), so a run that ends on a dead rank reports what each rank had done.
 
 A rank that dies (SIGKILL, out of memory) sends nothing more, and MPI does not say so:
 every rank checks now and then whether the other ranks on its node still live
@@ -46,6 +51,19 @@ REPORT = 3  # a rank's Report, to rank 0
 DONE = 4  # rank 0's summary of the run, to every other rank
 INTERRUPT = 5  # signum: a rank was signalled; to rank 0, and from rank 0 to every other rank
 DEAD = 6  # rank: found dead by a rank on its node, to rank 0
+PROGRESS = 7  # (rank, items per PE): a rank's counts so far, to rank 0 every PROGRESS_S
+
+# STOP's payload: why every rank stops (a PE failure sends None).
+SECOND_SIGNAL = "second signal"
+DRAIN_DEADLINE = "drain deadline"
+LEAVING = True  # rank 0 ends the run on a dead rank, then exits
+
+# Signals on one rank closer than this to its first are one signal come by several paths;
+# a later one is a second signal (stop at once). A person's second Ctrl-C comes later.
+SAME_SIGNAL_S = 1.0
+
+# How often a rank sends rank 0 its counts: how old a dead run's counts of a rank may be.
+PROGRESS_S = 1.0
 
 # Items per data message. A message costs a pickle, a match and a wake-up of the
 # receiver (tens of microseconds), an item of a no-op PE a few microseconds: batching
@@ -90,8 +108,9 @@ class Channel:
     """One rank's end of the run's messages: buffers data per destination rank and sends
     it in batches, receives, and remembers a STOP and the control messages it got."""
 
-    def __init__(self, comm: MPI.Comm):
+    def __init__(self, comm: MPI.Comm, drain_timeout: float = 30.0):
         self.comm = comm
+        self.drain_timeout = drain_timeout
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.stopped = False  # a STOP arrived (or this rank sent one): send no more data
@@ -99,7 +118,12 @@ class Channel:
         self.closing = False  # this rank has reported: a signal now changes nothing
         self.dead: set[int] = set()  # on rank 0: ranks found dead (the run ends at once)
         self.signalled: int | None = None  # set by the signal handler, acted on by the polls
-        self.own_signals = 0  # signals this rank took (not those it was told of)
+        self.second_signal = False  # ... a signal SAME_SIGNAL_S or more after this rank's first
+        self.stop_reason: str | None = None  # SECOND_SIGNAL, DRAIN_DEADLINE, or None (a PE failure)
+        self.progress: dict[int, dict[str, int]] = {}  # on rank 0: each rank's last PROGRESS
+        self._first_signal_at: float | None = None
+        self._drain_deadline: float | None = None  # on rank 0, once interrupted
+        self._progress_request: MPI.Request | None = None
         self.liveness = Liveness(comm)
         self.saw_dead: set[int] = set()  # on other ranks: the dead ranks they found
         self.rank0_leaving = False  # rank 0 said it ends the run on a dead rank (then exits)
@@ -144,17 +168,33 @@ class Channel:
     def send(self, dest: int, tag: int, payload: Any) -> None:
         self._control.append(self.comm.issend(payload, dest=dest, tag=tag))
 
-    def stop_everyone(self) -> None:
-        """Tell every other rank to stop; this rank sends no more data either."""
+    def stop_everyone(self, reason: str | None = None) -> None:
+        """Tell every other rank to stop (and why); this rank sends no more data either."""
         self.stopped = True
+        self.stop_reason = self.stop_reason or reason
         for dest in range(self.size):
             if dest != self.rank:
-                self.send(dest, STOP, None)
+                self.send(dest, STOP, reason)
+
+    def send_progress(self, items: dict[str, int]) -> None:
+        """Send rank 0 this rank's counts, unless the last ones are not yet received."""
+        if self._progress_request is None or self._progress_request.Test():
+            self._progress_request = self.comm.issend((self.rank, items), dest=0, tag=PROGRESS)
+
+    def take_signal(self, signum: int) -> None:
+        """The signal handler's part (the polls act on it): the first signal, or a second
+        one if SAME_SIGNAL_S or more after the first; one closer is the first again."""
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+            self.signalled = signum
+        elif now - self._first_signal_at >= SAME_SIGNAL_S:
+            self.second_signal = True
 
     def say_leaving(self, within: float) -> None:
         """Rank 0, ending the run on a dead rank: tell every live rank, so that none takes
         rank 0's exit for a death of its own; wait at most `within` for them to hear it."""
-        requests = [self.comm.issend(True, dest=d, tag=STOP) for d in range(1, self.size) if d not in self.dead]
+        requests = [self.comm.issend(LEAVING, dest=d, tag=STOP) for d in range(1, self.size) if d not in self.dead]
         deadline = time.monotonic() + within
         backoff = Backoff()
         while not MPI.Request.Testall(requests) and time.monotonic() < deadline:
@@ -163,7 +203,7 @@ class Channel:
     def poll_stop(self) -> bool:
         """Take a STOP, INTERRUPT or DEAD if one has arrived, and act on a signal or a
         dead rank on this node; True once stopped."""
-        for tag in (STOP, INTERRUPT, DEAD):
+        for tag in (STOP, INTERRUPT, DEAD, PROGRESS):
             message = self.comm.improbe(tag=tag)
             if message is not None:
                 self._control_message(tag, message.recv())
@@ -173,25 +213,36 @@ class Channel:
     def _control_message(self, tag: int, payload: Any) -> None:
         if tag == STOP:
             self.stopped = True
-            self.rank0_leaving = self.rank0_leaving or payload is True
+            self.rank0_leaving = self.rank0_leaving or payload is LEAVING
+            if isinstance(payload, str):
+                self.stop_reason = self.stop_reason or payload
         elif tag == INTERRUPT:
             self._interrupt(payload)
         elif tag == DEAD:
             self._found_dead({payload})
+        elif tag == PROGRESS:
+            rank, items = payload
+            self.progress[rank] = items
 
     def _check(self) -> None:
-        """Act on a signal taken since the last check, and on dead ranks of this node."""
-        if self.signalled is not None and not self.closing:
-            signum, self.signalled = self.signalled, None
-            self.own_signals += 1
-            if self.own_signals > 1:  # a second signal here: stop now, dropping what is in flight
-                if not self.stopped:
-                    self.stop_everyone()
-            elif self.rank == 0:
-                self._interrupt(signum)
-            elif self.interrupted is None:
-                self.interrupted = signum
-                self.send(0, INTERRUPT, signum)
+        """Act on a signal taken since the last check, on the drain's deadline, and on
+        dead ranks of this node."""
+        if not self.closing:
+            if self.signalled is not None:
+                signum, self.signalled = self.signalled, None
+                if self.rank == 0:
+                    self._interrupt(signum)
+                elif self.interrupted is None:
+                    self.interrupted = signum
+                    self.send(0, INTERRUPT, signum)
+            if self.second_signal and not self.stopped:  # stop now, dropping what is in flight
+                self.stop_everyone(SECOND_SIGNAL)
+            deadline = self._drain_deadline
+            if deadline is not None and not self.stopped and time.monotonic() >= deadline:
+                logging.getLogger("hpcflow").warning(
+                    "the drain did not end within %g s (drain_timeout): every rank stops now", self.drain_timeout
+                )
+                self.stop_everyone(DRAIN_DEADLINE)
         dead = self.liveness.check()
         if dead:
             self._found_dead(dead)
@@ -203,8 +254,11 @@ class Channel:
         first = self.interrupted is None
         self.interrupted = self.interrupted or signum
         if self.rank == 0 and first and not self.closing:
+            self._drain_deadline = time.monotonic() + self.drain_timeout
             name = signal.Signals(signum).name
-            logging.getLogger("hpcflow").warning("%s: the sources stop, the items in flight drain", name)
+            logging.getLogger("hpcflow").warning(
+                "%s: the sources stop, the items in flight drain (for at most %g s)", name, self.drain_timeout
+            )
             for dest in range(1, self.size):
                 if dest not in self.dead:
                     self.send(dest, INTERRUPT, signum)
@@ -234,7 +288,7 @@ class Channel:
             return None
         tag = self._status.Get_tag()
         payload = message.recv()
-        if tag in (STOP, INTERRUPT, DEAD):
+        if tag in (STOP, INTERRUPT, DEAD, PROGRESS):
             self._control_message(tag, payload)
         elif tag != DATA:
             self.mail[tag].append(payload)
@@ -246,7 +300,9 @@ class Channel:
             while queue and queue[0].Test():
                 queue.popleft()
         self._control = [r for r in self._control if not r.Test()]
-        return not self._control and not any(self._in_flight.values())
+        if self._progress_request is not None and self._progress_request.Test():
+            self._progress_request = None
+        return not self._control and self._progress_request is None and not any(self._in_flight.values())
 
     def drain_until(self, done: Callable[[], bool]) -> None:
         """Receive (and drop data) until `done()` holds and every send is complete: the

@@ -53,6 +53,7 @@ class Liveness:
         self._interval = interval
         self._next = time.monotonic() + interval
         self._dead: set[int] = set()
+        self.claimed: int | None = None  # the dead rank whose report this rank claimed
 
     def check(self) -> set[int]:
         """The ranks of this host found dead since the last call (at most every interval)."""
@@ -77,11 +78,31 @@ class Liveness:
         looks later finds it dead too and would say it again."""
         if self.hosts[rank] != socket.gethostname():
             return False
-        name = f"hpcflow-rank-died-{self.pids[rank]}-{int((self._started[rank] or 0) * 1e6)}"
         try:
-            os.close(os.open(os.path.join(tempfile.gettempdir(), name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            os.close(os.open(self._claim_file(rank), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             return False
         except OSError:  # no writable temp directory: fall back on this rank's view
             return self.first_live_on_host_of(rank) == self.rank
+        self.claimed = rank
         return True
+
+    def reported(self) -> None:
+        """The rank that claimed the report of a dead rank has written it (and leaves)."""
+        if self.claimed is not None:  # a file of its own: the claim stays, or a late rank would claim again
+            try:
+                os.close(os.open(self._claim_file(self.claimed) + ".written", os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError:
+                pass
+
+    def wait_for_report_of(self, rank: int, within: float) -> None:
+        """Until the rank that claimed `rank`'s report has written it, at most `within`:
+        the exit of a rank makes the launcher end the job, the reporting rank too."""
+        done = self._claim_file(rank) + ".written"
+        deadline = time.monotonic() + within
+        while not os.path.exists(done) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _claim_file(self, rank: int) -> str:
+        name = f"hpcflow-rank-died-{self.pids[rank]}-{int((self._started[rank] or 0) * 1e6)}"
+        return os.path.join(tempfile.gettempdir(), name)
