@@ -12,7 +12,10 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 FAIL_WRITE = "HPCFLOW_FAIL_WRITE"
 _writes: Counter[str] = Counter()
@@ -50,17 +53,29 @@ def write_synced(path: Path | str, data: bytes, name: Path | str | None = None) 
         os.fsync(f.fileno())
 
 
-def replace_file(path: Path | str, data: bytes | str) -> None:
-    """Write `path` whole, durably and atomically; on failure the old file stays."""
+@contextmanager
+def replacing(path: Path | str, mode: str = "w") -> Iterator[IO]:
+    """A file to write `path` through: on a clean exit it is flushed, fsynced and renamed
+    over `path`; on an error it is removed and the old `path` stays."""
     path = Path(path)
+    check_write(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write_synced(tmp, data.encode() if isinstance(data, str) else data, name=path)
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def replace_file(path: Path | str, data: bytes | str) -> None:
+    """Write `path` whole, durably and atomically; on failure the old file stays."""
+    with replacing(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def write_error(path: Path | str, exc: OSError) -> str:
