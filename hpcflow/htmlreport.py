@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .durable import replace_file
+
 REPORT_FILE = "report.html"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
@@ -205,14 +207,16 @@ def run_report(metrics: dict[str, Any], errors: list[dict[str, Any]]) -> str:
     return page(f"hpcflow: {title}", "\n".join(body))
 
 
-def write_run_report(run_dir: Path) -> Path:
-    """RUN_DIR/report.html from the run's metrics.json (and errors.jsonl, if any)."""
+def write_run_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> Path:
+    """RUN_DIR/report.html from the run's metrics (metrics.json unless given) and
+    errors.jsonl, if any; replaced whole."""
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics is None:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
     errors_file = run_dir / "errors.jsonl"
     errors = [json.loads(line) for line in errors_file.read_text().splitlines()] if errors_file.is_file() else []
     path = run_dir / REPORT_FILE
-    path.write_text(run_report(metrics, errors))
+    replace_file(path, run_report(metrics, errors))
     return path
 
 

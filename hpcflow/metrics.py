@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from . import __version__
+from .durable import replace_file
 
 
 def cpu_seconds(proc: psutil.Process | None = None) -> float:
@@ -70,9 +71,8 @@ class Metrics:
         return d
 
     def write(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, default=to_jsonable)
-            f.write("\n")
+        """Durably and whole (durable.py): a reader sees this run's metrics or the last ones."""
+        replace_file(path, json.dumps(self.to_dict(), indent=2, default=to_jsonable) + "\n")
 
 
 def to_jsonable(obj: Any) -> Any:

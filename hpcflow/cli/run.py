@@ -15,6 +15,7 @@ import click
 from ..api import execute as execute_run
 from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
+from ..durable import write_error
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated
 from ..mappings import get_mapping
@@ -172,7 +173,10 @@ def run_cmd(
         log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
-        held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
+        try:
+            held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
+        except OSError as exc:
+            raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None
@@ -184,10 +188,12 @@ def run_cmd(
                 result = execute_run(job)
         except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
             failure, result = exc, getattr(exc, "result", None)
+        except OSError as exc:  # a file the run needed could not be written or read (a full disk)
+            failure = RunAborted(f"{exc.filename or path}: {exc.strerror or exc}; the run stops")
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
-        code = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
+        code, failure = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
         if not quiet or failure is not None or code:

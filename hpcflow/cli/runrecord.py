@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..durable import FAIL_WRITE, replace_file
 from ..errors import UsageError
 from ..lockfile import try_lock
 
@@ -31,12 +32,10 @@ def hold_run(run_dir: Path, obj: dict[str, Any]) -> int:
         record = {
             "argv": obj.get("argv", []),
             "cwd": os.getcwd(),
-            "env": {k: v for k, v in os.environ.items() if k.startswith("HPCFLOW_")},
+            "env": {k: v for k, v in os.environ.items() if k.startswith("HPCFLOW_") and k != FAIL_WRITE},
             "started_at": time.time(),
         }
-        tmp = where / f".{RUN_RECORD}.tmp"
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, where / RUN_RECORD)
+        replace_file(where / RUN_RECORD, json.dumps(record, indent=1) + "\n")
     return fd
 
 
