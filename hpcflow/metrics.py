@@ -13,6 +13,7 @@ import psutil
 
 from . import __version__
 from .durable import replace_file
+from .redact import redact_all
 
 
 def cpu_seconds(proc: psutil.Process | None = None) -> float:
@@ -71,8 +72,9 @@ class Metrics:
         return d
 
     def write(self, path: str | os.PathLike) -> None:
-        """Durably and whole (durable.py): a reader sees this run's metrics or the last ones."""
-        replace_file(path, json.dumps(self.to_dict(), indent=2, default=to_jsonable) + "\n")
+        """Durably and whole (durable.py): a reader sees this run's metrics or the last ones;
+        no password goes to disk."""
+        replace_file(path, json.dumps(redact_all(self.to_dict()), indent=2, default=to_jsonable) + "\n")
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -71,7 +72,7 @@ class Options:
             opts.elastic = elastic_config(opts.elastic, opts.key_file)
         if opts.max_backlog_s <= 0:
             raise UsageError(f"max_backlog_s must be positive, got {opts.max_backlog_s}")
-        if opts.checkpoint_interval < 0:
+        if not 0 <= opts.checkpoint_interval < math.inf:  # nan and inf would silently write no checkpoint
             raise UsageError(
                 f"checkpoint_interval must be 0 (only on a stop signal) or more seconds, got {opts.checkpoint_interval}"
             )

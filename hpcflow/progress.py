@@ -25,6 +25,8 @@ from typing import IO, Any
 
 from .durable import replace_file, write_error
 from .inputs import feed_length
+from .jsonfile import DamagedFile, check_shape, read_object
+from .redact import redact_all
 
 STATUS_FILE = "status.json"
 WRITE_EVERY_S = 1.0  # status.json: current enough for `status --watch`, light on a shared file system
@@ -81,21 +83,29 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Snapshot:
+        """From what `to_dict` wrote (fields it does not know, as `eta_s`, are left out)."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        known["pes"] = [PEProgress(**p) for p in d.get("pes", [])]
+        pe_fields = PEProgress.__dataclass_fields__
+        known["pes"] = [PEProgress(**{k: v for k, v in p.items() if k in pe_fields}) for p in d.get("pes", [])]
         return cls(**known)
 
 
 def write_status(run_dir: Path, snapshot: Snapshot) -> None:
     """Replace status.json in one step: a reader never sees half a file."""
-    replace_file(Path(run_dir) / STATUS_FILE, json.dumps(snapshot.to_dict(), indent=1) + "\n")
+    replace_file(Path(run_dir) / STATUS_FILE, json.dumps(redact_all(snapshot.to_dict()), indent=1) + "\n")
 
 
 def read_status(run_dir: Path) -> Snapshot | None:
-    try:
-        return Snapshot.from_dict(json.loads((Path(run_dir) / STATUS_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+    """The run's status.json (None: it has none yet); DamagedFile when it is not one."""
+    path = Path(run_dir) / STATUS_FILE
+    data = read_object(path, "the run's status")
+    if data is None:
         return None
+    check_shape(data, Snapshot, path, "the run's status", required=("state",))
+    for i, pe in enumerate(data.get("pes", [])):
+        if "name" not in pe:
+            raise DamagedFile(f"{path} (the run's status) is damaged: pes[{i}] has no name")
+    return Snapshot.from_dict(data)
 
 
 def describe(s: Snapshot, width: int = 100) -> list[str]:

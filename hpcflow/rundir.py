@@ -14,6 +14,7 @@ from typing import Any
 from .durable import replacing
 from .errors import UsageError
 from .metrics import to_jsonable
+from .redact import redact, redact_all
 from .result import RunResult
 
 
@@ -71,8 +72,15 @@ def write_result(run_dir: Path, result: RunResult) -> None:
         for item in items
     )
     write_jsonl(run_dir / "outputs.jsonl", rows)
-    if result.errors:
-        write_jsonl(run_dir / "errors.jsonl", result.errors)
+    if result.errors:  # an error text may quote a URL with its password
+        write_jsonl(run_dir / "errors.jsonl", redact_all(result.errors))
+
+
+class RedactingFormatter(logging.Formatter):
+    """run.log's lines, with any password in a URL masked (redact.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class RunLog(logging.FileHandler):
@@ -91,7 +99,7 @@ class RunLog(logging.FileHandler):
 
 def attach_log(run_dir: Path) -> logging.Handler:
     handler = RunLog(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("hpcflow")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -24,6 +24,7 @@ import click
 from .. import __version__
 from ..errors import HpcflowError, UsageError
 from ..mpirun import launcher_rank
+from ..redact import redact
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
 from .resume import resume_cmd
@@ -65,7 +66,8 @@ for command in COMMANDS:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    """One line, with any password in a URL masked: a batch job's output file keeps it."""
+    return redact(" ".join(line.strip() for line in str(text).splitlines() if line.strip()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from ..batch.allocation import Allocation
@@ -63,3 +65,26 @@ def check_cpus(
             f"{given} is more than the {limit} CPUs of this allocation "
             f"({alloc.scheduler}, from {alloc.source}); add --oversubscribe to run anyway"
         )
+
+
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds (`nan`, `inf`, 0 and below are refused: a
+    checkpoint interval of nan would silently write none)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r} is not a positive, finite number of seconds", param, ctx)
+        return seconds
+
+
+INTERVAL_HELP = (
+    "Write a checkpoint to RUN_DIR/checkpoint every SECONDS (positive; one is written on SIGTERM/SIGINT anyway). "
+    "Checkpoints are spaced at least {factor:g}x the time the last one took, so they cost at most about "
+    "{share:.0%} of the run however small SECONDS is."
+)

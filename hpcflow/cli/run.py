@@ -16,8 +16,10 @@ from ..api import execute as execute_run
 from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
 from ..durable import write_error
+from ..engines.barrier import SPACING
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated
+from ..fingerprint import check_same, fingerprint
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -26,9 +28,9 @@ from ..settings import resolve
 from ..transports import REDIS
 from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, run_options, workflow_options
-from .params import check_cpus, parse_inputs
+from .params import INTERVAL_HELP, Seconds, check_cpus, parse_inputs
 from .runend import finish_run, last_lines, origins, start_snapshot
-from .runrecord import CHECKPOINT_DIR, CHECKPOINTING, hold_run
+from .runrecord import CHECKPOINT_DIR, CHECKPOINTING, hold_run, keep_started, path_of_record, started_settings
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -72,11 +74,11 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
 )
 @click.option(
     "--checkpoint-interval",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=None,
     metavar="SECONDS",
-    help="Write a checkpoint to RUN_DIR/checkpoint every SECONDS (one is written on SIGTERM/SIGINT anyway); "
-    "`hpcflow resume RUN_DIR` continues from the newest. multi, dyn_*, hybrid_*, *_redis.",
+    help=INTERVAL_HELP.format(factor=SPACING, share=1 / (1 + SPACING))
+    + " `hpcflow resume RUN_DIR` continues from the newest. multi, dyn_*, hybrid_*, *_redis.",
 )
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -113,6 +115,11 @@ def run_cmd(
     if redis_url and redis_auto:
         raise UsageError("give --redis-url or --redis auto, not both")
     settings = resolve({**given, "redis_url": redis_url or redis_auto}, config_file, built_in=BUILT_IN)
+    record = ctx.obj.get("record")  # on resume: how the run started, whose settings it keeps
+    if record is not None:
+        settings, notes = keep_started(settings, record, path_of_record(run_dir))
+        for note in notes:
+            click.echo(f"hpcflow: resume keeps {note}", err=True)
     if settings.workflow is None:  # bare `hpcflow run`: how to use it, then why it did not start
         click.echo(ctx.get_help())
         settings.require_workflow()
@@ -156,7 +163,10 @@ def run_cmd(
             options["start_method"] = start_method
         if no_pickle_check:
             options["check_pickle"] = False
-        return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+        job = prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+        if record is not None:  # the workflow's code or an --inputs file may have changed since
+            check_same(record.get("fingerprint"), fingerprint(job), f"{path}")
+        return wf, job
 
     held = None
     try:
@@ -173,10 +183,11 @@ def run_cmd(
         log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
-        try:
-            held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
-        except OSError as exc:
-            raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
+        if spec.checkpoints:  # `hpcflow resume` waits for its end, and continues it as it started
+            try:
+                held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
+            except OSError as exc:
+                raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
         monitor.update(start_snapshot(job), time.perf_counter(), force=True)
         failure: BaseException | None = None

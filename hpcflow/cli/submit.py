@@ -17,6 +17,7 @@ from ..rundir import make_run_dir, run_dir_name
 from ..sweep.jobs import record_job
 from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+from .params import Seconds
 
 
 @click.command("submit")
@@ -36,7 +37,7 @@ from .flags import CONFIG_OPTION, command_settings, run_options, workflow_option
 @click.option("--oversubscribe", is_flag=True, help="Passed on to `hpcflow run`.")
 @click.option(
     "--checkpoint-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(),
     default=None,
     metavar="SECONDS",
     help="Passed on to `hpcflow run`: a checkpoint this often, besides the one on SIGTERM.",

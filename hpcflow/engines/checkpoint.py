@@ -67,6 +67,7 @@ class Cut:
     sinks_bytes: int = 0  # how much of sinks.log holds the outputs of the run so far
     generation: int = 0
     written_at: float = field(default_factory=time.time)
+    fingerprint: dict[str, str] = field(default_factory=dict)  # what the run depends on (fingerprint.py)
 
 
 def state_file(generation_dir: Path | str, pe: str, instance: int) -> Path:

@@ -34,6 +34,7 @@ from .. import progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
+from ..fingerprint import check_same, fingerprint
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
@@ -797,6 +798,10 @@ def execute(job: Job) -> Outcome:
         if store.clear_unfinished():
             log.info("removed the unfinished checkpoint directories a stopped attempt left")
         restored = latest(store, "the resume")
+        if restored is not None:  # refused before anything runs: another graph, mapping, inputs...
+            check_same(
+                getattr(restored[0], "fingerprint", None), fingerprint(job), f"from {job.options.checkpoint_dir}"
+            )
     elif store is not None:
         store.clear()
     recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it last went back to
