@@ -36,7 +36,8 @@ WORKFLOW = Path(__file__).with_name("workflow.py")
 ATTEMPT_TIMEOUT = 60.0  # an attempt of a run of a few seconds that lasts this long hangs
 LINGER_S = 15.0  # processes of an attempt still there this long after it ended were left behind
 OK_ENDS = ("exact", "resumed-exact", "refused")
-BETWEEN = ("corrupt", "other_settings")  # act after an attempt ends, not at a moment of it
+BETWEEN = ("corrupt", "other_settings", "fail_write")  # act before or after an attempt, not at a moment of it
+FAIL_WRITE = "HPCFLOW_FAIL_WRITE"  # durable.py's fault-injection point
 _NEW_CPUS = {7: 5, 8: 10, 4: 6, 5: 3}  # another CPU count: some too few for the mapping (a refusal)
 
 
@@ -104,6 +105,7 @@ class Player:
         self.extra: list[str] = []  # flags of the next resume
         self.changed = False  # the next resume runs with other settings
         self.sent: set[int] = set()  # the signals sent to this attempt's launcher
+        self.write_fails = False  # this attempt runs with HPCFLOW_FAIL_WRITE
 
     # -- the whole schedule --------------------------------------------------------------
     def play(self) -> Outcome:
@@ -167,6 +169,14 @@ class Player:
     def _attempt(self, attempt: Attempt) -> bool | None:
         """Run it, strike its faults, judge its end: True when the schedule has ended."""
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop(FAIL_WRITE, None)
+        self.write_fails = False
+        for fault in self.s.of_attempt(attempt.number):
+            if fault.kind == "fail_write":  # from the start: the attempt's N-th write of that file fails
+                env[FAIL_WRITE] = f"{fault.detail['file']}:{fault.detail['nth']}"
+                attempt.injected.append(f"{fault}: {env[FAIL_WRITE]}")
+                self.outcome.injected[fault.kind] += 1
+                self.write_fails = True
         proc = subprocess.Popen(
             attempt.command,
             cwd=self.workdir,
@@ -286,10 +296,10 @@ class Player:
                 self.extra, self.changed = [], False
                 return None
             return self._verdict("refused", lines[0])
-        disk_full = self.disk is not None and self.disk.full
+        disk_full = (self.disk is not None and self.disk.full) or self.write_fails
         if code < 0 and not (killed_launcher and code == -signal.SIGKILL) and -code not in signalled:
             return self._verdict("crash", f"attempt {attempt.number}: the launcher died of signal {-code}")
-        if code >= 0 and not disk_full:
+        if code >= 0:
             last = err.strip().splitlines()[-1:] or [""]
             if not last[0].startswith("hpcflow"):
                 return self._verdict("crash", f"attempt {attempt.number}: exit {code}, last line {last[0]!r}")

@@ -25,6 +25,7 @@ KINDS: dict[str, tuple[str, ...] | None] = {
     "kill_pinned": None,  # SIGKILL of a pinned instance (a root, a stateful instance; all in multi)
     "kill_pool": ("dyn_multi", "hybrid_multi", "hybrid_redis"),  # SIGKILL of a pool worker
     "disk_full": None,  # the run directory's file system fills up (ENOSPC), later freed
+    "fail_write": None,  # the N-th write of one file fails with ENOSPC (HPCFLOW_FAIL_WRITE, durable.py)
     "corrupt": None,  # bytes flipped or cut in a file under checkpoint/ after a stop
     "other_settings": None,  # the next resume with other settings (flags or the config file)
     "redis_kill": ("hybrid_redis",),  # the Redis server SIGKILLed, restarted empty before the resume
@@ -120,10 +121,25 @@ def _detail(kind: str, rng: random.Random, mapping: str) -> dict:
         return {"pick": rng.randrange(10**6), "how": rng.choice(("flip", "flip", "cut", "zero")), "where": rng.random()}
     if kind == "other_settings":
         return {"change": rng.choice(_CHANGES[mapping])}
+    if kind == "fail_write":
+        return {"file": rng.choice(WRITTEN), "nth": rng.choice((1, 2, 3, 5, 8))}
     if kind == "redis_pause":
         return {"for": rng.choice((0.3, 1.0, 3.0))}
     return {}
 
+
+# the files whose writes HPCFLOW_FAIL_WRITE can fail ("*": every file)
+WRITTEN = (
+    "outputs.jsonl",
+    "metrics.json",
+    "status.json",
+    "report.html",
+    "run.json",
+    "sinks.log",
+    "manifest.json",
+    "coordinator.pkl",
+    "*",
+)
 
 # what a user may change before a resume: its CPUs or checkpoint interval on the command
 # line, or the config file the run was started with (its mapping, CPUs, parameters)
