@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 
 import click
 
@@ -20,6 +21,7 @@ from ..engines.barrier import SPACING
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated
 from ..fingerprint import check_same, fingerprint
+from ..heldsignals import holding
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -188,38 +190,41 @@ def run_cmd(
                 held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
             except OSError as exc:
                 raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
-        monitor = Monitor(path if ranks.writer else None, make_display(quiet))
-        monitor.update(start_snapshot(job), time.perf_counter(), force=True)
-        failure: BaseException | None = None
-        result = None
         in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
-        before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
-        try:
-            with watching(monitor):
-                result = execute_run(job)
-        except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
-            failure, result = exc, getattr(exc, "result", None)
-        except OSError as exc:  # a file the run needed could not be written or read (a full disk)
-            failure = RunAborted(f"{exc.filename or path}: {exc.strerror or exc}; the run stops")
-        finally:
-            if before is not None:
-                signal.signal(signal.SIGTERM, before)
-        code, failure = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
-        if not ranks.writer:
-            return
-        if not quiet or failure is not None or code:
-            for line in last_lines(result, failure, path):
-                click.echo(f"hpcflow: {line}", err=True)
-        if failure is None:  # stdout's last line names the run directory of a run that finished
-            click.echo(str(path.absolute()))
-        else:
-            if isinstance(failure, KeyboardInterrupt):
-                name = getattr(failure, "signal_name", "SIGINT")
-                raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
-            failure.exit_code = code  # exits.py: the status's code
-            raise failure
-        if code:
-            ctx.exit(code)
+        # the coordinator's mappings: a signal before its handlers are up, or after the run, is held
+        held_signals = holding() if spec.checkpoints and on_main_thread() else nullcontext()
+        with held_signals:
+            monitor = Monitor(path if ranks.writer else None, make_display(quiet))
+            monitor.update(start_snapshot(job), time.perf_counter(), force=True)
+            failure: BaseException | None = None
+            result = None
+            before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
+            try:
+                with watching(monitor):
+                    result = execute_run(job)
+            except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
+                failure, result = exc, getattr(exc, "result", None)
+            except OSError as exc:  # a file the run needed could not be written or read (a full disk)
+                failure = RunAborted(f"{exc.filename or path}: {exc.strerror or exc}; the run stops")
+            finally:
+                if before is not None:
+                    signal.signal(signal.SIGTERM, before)
+            code, failure = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
+            if not ranks.writer:
+                return
+            if not quiet or failure is not None or code:
+                for line in last_lines(result, failure, path):
+                    click.echo(f"hpcflow: {line}", err=True)
+            if failure is None:  # stdout's last line names the run directory of a run that finished
+                click.echo(str(path.absolute()))
+            else:
+                if isinstance(failure, KeyboardInterrupt):
+                    name = getattr(failure, "signal_name", "SIGINT")
+                    raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
+                failure.exit_code = code  # exits.py: the status's code
+                raise failure
+            if code:
+                ctx.exit(code)
     finally:
         if held is not None:
             os.close(held)

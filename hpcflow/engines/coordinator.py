@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import progress
+from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
@@ -754,6 +754,8 @@ class Coordinator:
         old = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             old[sig] = signal.signal(sig, self._on_signal)
+        for signum in heldsignals.take():  # came while no coordinator listened (heldsignals.py)
+            self._on_signal(signum, None)
         return old
 
     @staticmethod

@@ -37,6 +37,7 @@ ATTEMPT_TIMEOUT = 60.0  # an attempt of a run of a few seconds that lasts this l
 LINGER_S = 15.0  # processes of an attempt still there this long after it ended were left behind
 OK_ENDS = ("exact", "resumed-exact", "refused")
 BETWEEN = ("corrupt", "other_settings", "fail_write")  # act before or after an attempt, not at a moment of it
+UNEXPECTED = "(--debug shows the traceback)"  # how `hpcflow` ends on an exception it did not expect
 FAIL_WRITE = "HPCFLOW_FAIL_WRITE"  # durable.py's fault-injection point
 _NEW_CPUS = {7: 5, 8: 10, 4: 6, 5: 3}  # another CPU count: some too few for the mapping (a refusal)
 
@@ -245,8 +246,11 @@ class Player:
             return f"{saw}: {sent}" if sent else None
         if fault.kind == "kill_launcher":
             return inject.kill_launcher(proc.pid, d["group"])
-        if fault.kind == "kill_pinned":
-            return inject.kill_one(self._pinned(proc), d["pick"])
+        if fault.kind == "kill_pinned":  # status.json names them from its first update after the start
+            deadline = time.monotonic() + 3.0
+            while not (pinned := self._pinned(proc)) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return inject.kill_one(pinned, d["pick"])
         if fault.kind == "kill_pool":
             killed = []
             for i in range(d["times"]):
@@ -287,15 +291,19 @@ class Player:
             return self._judge_ok(attempt, killed_launcher)
         if "Traceback" in err:
             return self._verdict("crash", f"attempt {attempt.number}: a traceback (exit {code})")
-        if code == 2:
+        if UNEXPECTED in err:  # cli.main's line for an exception no part of hpcflow expected: a bug
+            bare = next(one for one in err.splitlines() if UNEXPECTED in one)
+            return self._verdict("crash", f"attempt {attempt.number}: an unexpected error (exit {code}): {bare}")
+        if code == 2:  # one line that says why ("hpcflow: error: ..."), beside at most hpcflow's own context
             lines = err.strip().splitlines()
-            if len(lines) != 1:
-                return self._verdict("crash", f"attempt {attempt.number}: exit 2 with {len(lines)} lines on stderr")
+            errors = [one for one in lines if one.startswith("hpcflow: error:")]
+            if len(errors) != 1 or not all(one.startswith("hpcflow: ") for one in lines):
+                return self._verdict("crash", f"attempt {attempt.number}: exit 2 without one clear line: {lines[-3:]}")
             if self.changed:  # refused the other settings: the user resumes with the run's own
                 self._write_config(self._config())
                 self.extra, self.changed = [], False
                 return None
-            return self._verdict("refused", lines[0])
+            return self._verdict("refused", errors[0])
         disk_full = (self.disk is not None and self.disk.full) or self.write_fails
         if code < 0 and not (killed_launcher and code == -signal.SIGKILL) and -code not in signalled:
             return self._verdict("crash", f"attempt {attempt.number}: the launcher died of signal {-code}")
