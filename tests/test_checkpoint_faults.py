@@ -168,7 +168,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-@pytest.mark.parametrize("free_kb", [48, 160, 320, 640])
+@pytest.mark.parametrize("free_kb", [48, 160, 240, 320, 640])
 def test_a_disk_that_fills_up_never_ends_ok_with_a_wrong_result(small_disk, runs, free_kb):
     """A real full disk at some point of the run (the free space left is the parameter):
     the run ends ok and exact, or failed in one line; after space is freed the resume
