@@ -35,6 +35,17 @@ def check_write(path: Path | str) -> None:
         raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({FAIL_WRITE}={rule})", str(path))
 
 
+@contextmanager
+def named(path: Path | str) -> Iterator[None]:
+    """An OSError inside names `path` (a failed write() or fsync() names no file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -47,7 +58,7 @@ def write_synced(path: Path | str, data: bytes, name: Path | str | None = None) 
     """Write `data` to `path` and fsync it (no rename: for a file in a directory that is
     itself renamed into place). `name`: the file this write stands for, if not `path`."""
     check_write(name or path)
-    with open(path, "wb") as f:
+    with named(name or path), open(path, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -61,7 +72,7 @@ def replacing(path: Path | str, mode: str = "w") -> Iterator[IO]:
     check_write(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, mode) as f:
+        with named(path), open(tmp, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

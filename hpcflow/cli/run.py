@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from contextlib import nullcontext
 
 import click
@@ -205,7 +206,9 @@ def run_cmd(
             except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
                 failure, result = exc, getattr(exc, "result", None)
             except OSError as exc:  # a file the run needed could not be written or read (a full disk)
-                failure = RunAborted(f"{exc.filename or path}: {exc.strerror or exc}; the run stops")
+                failure = RunAborted(
+                    f"{exc.filename or path}: {exc.strerror or exc}; the run stops", tb=traceback.format_exc()
+                )
             finally:
                 if before is not None:
                     signal.signal(signal.SIGTERM, before)

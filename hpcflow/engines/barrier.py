@@ -114,9 +114,12 @@ class Checkpointer:
         if r is None or wid not in r.waiting:
             return
         c = self.coord
+        if c.failure is not None:  # the run ends and its workers are stopped: the round just ends
+            self.round = None
+            return
         w = c.workers[wid]
         owes_state = not w.pool and not c.term.was_finalized(*w.hosts[0])
-        if expected and not owes_state and c.failure is None:
+        if expected and not owes_state:
             r.waiting.discard(wid)
             self._maybe_complete()
         else:

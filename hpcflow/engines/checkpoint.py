@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..durable import check_write, fsync_dir, write_synced
+from ..durable import check_write, fsync_dir, named, write_synced
 from ..errors import RunAborted
 from ..snapshot import restore_snapshot
 from .protocol import PROTOCOL, Chunk
@@ -182,7 +182,7 @@ class CheckpointStore:
         landed); the file's new length."""
         path = self.root / SINKS
         check_write(path)
-        with open(path, "ab") as f:
+        with named(path), open(path, "ab") as f:
             if f.tell() != expected:
                 f.truncate(expected)
                 f.seek(expected)
