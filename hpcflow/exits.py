@@ -13,6 +13,9 @@ accepts skipping on purpose (`|| [ $? = 3 ]`), while metrics.json still says `ok
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import RunAborted
 
@@ -48,3 +51,24 @@ def end_state(exc: BaseException | None) -> tuple[str, int]:
     if isinstance(exc, RunAborted) and "stall_timeout" in str(exc):
         return "stalled", code
     return "failed", code
+
+
+@contextmanager
+def signals_held(restore: bool = True) -> Iterator[list[int]]:
+    """While a run's end is written (metrics.json, status.json, the report, the last
+    lines): a SIGTERM or SIGINT is noted, not obeyed, so that however a second signal or a
+    batch system's kill falls, the end is on disk whole. The run's own exit code stands.
+    `restore=False`: the process exits next (its interpreter's shutdown, which reaps the
+    workers, is not cut short either)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    noted: list[int] = []
+    old = {
+        sig: signal.signal(sig, lambda signum, frame: noted.append(signum)) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield noted
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler if restore else signal.SIG_IGN)

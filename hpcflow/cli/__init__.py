@@ -23,6 +23,7 @@ import click
 
 from .. import __version__
 from ..errors import HpcflowError, UsageError
+from ..exits import signals_held
 from ..mpirun import launcher_rank
 from ..redact import redact
 from .info import info_cmd, mappings_cmd
@@ -93,11 +94,12 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except HpcflowError as exc:
-        if debug:  # a PE's own traceback says more than where hpcflow re-raised it
-            print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        if say:
-            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
-        sys.exit(getattr(exc, "exit_code", 1))
+        with signals_held(restore=argv is not None):  # the run's end is written: no signal cuts its last word
+            if debug:  # a PE's own traceback says more than where hpcflow re-raised it
+                print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
+            if say:
+                click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:
             traceback.print_exc()

@@ -106,10 +106,11 @@ class Checkpointer:
         else:
             self.next_at = float("-inf")  # at once
 
-    def on_exit(self, wid: int, expected: bool) -> None:
+    def on_exit(self, wid: int, stopped: bool) -> None:
         """A worker is gone. One that stopped as asked and owes no state (a finalized
-        instance, a pool worker) is not waited for; any other exit, and any exit once the
-        run has failed (its workers are being killed), ends the round without a checkpoint."""
+        instance, a pool worker) is not waited for; any other exit (a death, a kill after
+        the run failed) ends the round without a checkpoint: a checkpoint without that
+        instance's state would resume it empty."""
         r = self.round
         if r is None or wid not in r.waiting:
             return
@@ -119,19 +120,22 @@ class Checkpointer:
             return
         w = c.workers[wid]
         owes_state = not w.pool and not c.term.was_finalized(*w.hosts[0])
-        if expected and not owes_state:
+        if stopped and not owes_state:
             r.waiting.discard(wid)
             self._maybe_complete()
         else:
             self.abort()
 
     def abort(self) -> None:
-        """A worker died or joined mid-round: no checkpoint this time."""
+        """A worker died or joined mid-round, or the run failed: no checkpoint this time
+        (after a failure nothing is resumed: every worker is being stopped, and the
+        transport may be gone)."""
         r = self.round
         if r is None:
             return
         self.round = None
-        self._resume(r)
+        if self.coord.failure is None:
+            self._resume(r)
         if r.final:  # again at once, in the coordinator's next turn (after any replacement starts)
             self.next_at = float("-inf")
         else:

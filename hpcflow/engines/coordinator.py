@@ -370,11 +370,12 @@ class Coordinator:
         if w.joined:
             for pe in self.pool_pes:
                 self.capacity[pe] -= 1
-        expected = w.state == STOPPING or self.failure is not None
+        stopped = w.state == STOPPING  # as asked: a finalized instance, or at the run's end
+        expected = stopped or self.failure is not None
         starting = w.state == STARTING
         w.state = EXITED_STATE
-        if self.checkpointer is not None:
-            self.checkpointer.on_exit(w.id, expected)
+        if self.checkpointer is not None:  # one killed after a failure owes a state it never sent
+            self.checkpointer.on_exit(w.id, stopped)
         if expected:
             return
         self.flow.release(w.id)

@@ -48,8 +48,15 @@ EVENTS_BATCH = 1000
 log = logging.getLogger("hpcflow.redis")
 
 
+class ServerReset(redis.ConnectionError):
+    """The server answers but no longer holds the run's keys: it was restarted (without
+    persistence) or flushed while the run went on."""
+
+
 class RedisBroker(Broker):
-    lost = (redis.ConnectionError, redis.TimeoutError)
+    # a connection lost or timed out (a server killed, paused, unreachable), or an error
+    # reply to the coordinator's own commands (NOGROUP: a server restarted empty)
+    lost = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError)
     pauses_pool = True  # workers queue their outputs themselves
 
     def __init__(self, job: Job, ctx: Any):
@@ -155,8 +162,11 @@ class RedisBroker(Broker):
                 if proc.is_alive():
                     proc.kill()
             elif wid not in self.gone:  # a joined worker: asked to stop, and written off now
-                self.send(wid, (STOP,))
-                write_off(self.r, self.keys, [wid])
+                try:
+                    self.send(wid, (STOP,))
+                    write_off(self.r, self.keys, [wid])
+                except self.lost:
+                    pass  # through a lost server: its lease ends with its heartbeat
                 self.gone.add(wid)
                 self.later.append((wid, (EXITED, "stopped after the run failed")))
 
@@ -291,9 +301,16 @@ class RedisBroker(Broker):
         batch, what was taken is acknowledged (and deleted), so what is there is what is
         not done, each with the `resume` it was queued with."""
         streams = [s for s, _ in self.pool_work] + [self.keys.pinned(*h) for h in self.job.plan.pinned]
-        chunks = []
+        p = self.r.pipeline(transaction=True)  # one moment: the run's keys, and what its streams hold
+        p.exists(self.keys.setup)
         for stream in streams:
-            for _, fields in self.r.xrange(stream):
+            p.xrange(stream)
+        there, *contents = p.execute()
+        if not there:  # empty streams of a server that lost everything are not "nothing to do"
+            raise ServerReset(f"the server no longer holds run {self.keys.run_id} (restarted or flushed)")
+        chunks = []
+        for stream, entries in zip(streams, contents, strict=True):
+            for _, fields in entries:
                 ok, entry = self.signer.unpack(stream, fields)
                 if ok:
                     chunks.append(Chunk(*entry[:-1]))
