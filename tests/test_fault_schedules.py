@@ -16,6 +16,7 @@ experiments/bench/faults.py.
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -72,3 +73,22 @@ def test_no_fault_ends_a_run_ok_with_a_wrong_result(schedule, played):
     assert outcome.result in ("exact", "resumed-exact", "refused")
     if outcome.result == "refused":  # a refusal is one line that says why, never a wrong answer
         assert outcome.problem and "Traceback" not in outcome.problem
+
+
+def test_the_bench_plays_schedules_and_writes_the_table(tmp_path):
+    """experiments/bench/faults.py, as the README's Reliability section runs it, on two cheap schedules."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bench = ROOT / "experiments" / "bench" / "faults.py"
+    args = ["--schedules", "2", "--seed", "7", "--kinds", "signal,kill_launcher", "--mappings", "multi"]
+    out = subprocess.run(
+        [sys.executable, str(bench), *args, "--output", str(tmp_path)], capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    table = (tmp_path / "faults.md").read_text()
+    assert table.startswith("2 schedules in ") and "| all | 2 |" in table
+    rows = [json.loads(line) for line in (tmp_path / "faults.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [7, 8] and all(r["result"] in ("exact", "resumed-exact") for r in rows)

@@ -399,8 +399,8 @@ class _Drain:
             self.err = data
 
     def join(self) -> None:
-        for t in self._threads:
-            t.join(timeout=30)
+        for t in self._threads:  # orphaned workers may hold the pipes: the linger check names them
+            t.join(timeout=LINGER_S)
 
 
 def _session(sid: int) -> list[psutil.Process]:
@@ -417,8 +417,15 @@ def _session(sid: int) -> list[psutil.Process]:
 def _wait_session_empty(sid: int, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     while (left := _session(sid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [f"{p.pid}" for p in left]
+        time.sleep(0.2)  # each look reads every process of the machine
+    return [_describe(p) for p in left]
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"{proc.pid} ({' '.join(proc.cmdline())[:120]}, parent {proc.ppid()})"
+    except psutil.Error:
+        return str(proc.pid)
 
 
 def _kill_session(sid: int) -> None:
