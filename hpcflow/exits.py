@@ -13,6 +13,9 @@ accepts skipping on purpose (`|| [ $? = 3 ]`), while metrics.json still says `ok
 from __future__ import annotations
 
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import RunAborted
 
@@ -32,6 +35,22 @@ def raise_terminated(signum: int, frame: object) -> None:
     """A SIGTERM handler for the span of a run (an engine with handlers of its own
     installs them over it)."""
     raise Terminated()
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """While a run writes its end (outputs, metrics.json, status.json): SIGINT and SIGTERM
+    change nothing, so a late or repeated signal cannot tear what is being written (the
+    run has stopped already; its exit code says how)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
 
 
 def end_state(exc: BaseException | None) -> tuple[str, int]:

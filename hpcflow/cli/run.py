@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import traceback
+from contextlib import ExitStack
 
 import click
 
@@ -18,7 +19,7 @@ from ..api import prepare as prepare_run
 from ..batch.allocation import detect_allocation
 from ..durable import write_error
 from ..errors import HpcflowError, RunAborted, UsageError
-from ..exits import raise_terminated
+from ..exits import raise_terminated, signals_held
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -160,6 +161,7 @@ def run_cmd(
         return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
 
     held = None
+    ending = ExitStack()
     try:
         try:  # bad input ends here, before the run is announced, and leaves no run directory
             wf, job = ranks.agree(prepare)
@@ -196,6 +198,7 @@ def run_cmd(
         finally:
             if before is not None:
                 signal.signal(signal.SIGTERM, before)
+        ending.enter_context(signals_held())  # from here to the exit, a signal cannot tear the run's end
         code, failure = finish_run(path if ranks.writer else None, job, result, failure, monitor, log)
         if not ranks.writer:
             return
@@ -216,6 +219,7 @@ def run_cmd(
         if held is not None:
             os.close(held)
         _detach(log, handler)
+        ending.close()
 
 
 def on_main_thread() -> bool:
