@@ -3,6 +3,7 @@ and whether a process still runs it (an flock on RUN_DIR/checkpoint/.lock)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -16,6 +17,7 @@ from ..lockfile import try_lock
 CHECKPOINT_DIR = "checkpoint"
 RUN_RECORD = "run.json"
 LOCK = ".lock"
+SEAL = "sha256"
 CHECKPOINTING = "multi and the dyn_*, hybrid_* and *_redis mappings do"
 
 
@@ -35,8 +37,13 @@ def hold_run(run_dir: Path, obj: dict[str, Any]) -> int:
             "env": {k: v for k, v in os.environ.items() if k.startswith("HPCFLOW_") and k != FAIL_WRITE},
             "started_at": time.time(),
         }
-        replace_file(where / RUN_RECORD, json.dumps(record, indent=1) + "\n")
+        replace_file(where / RUN_RECORD, json.dumps({**record, SEAL: seal(record)}, indent=1) + "\n")
     return fd
+
+
+def seal(record: dict[str, Any]) -> str:
+    """The checksum run.json carries of the rest of itself: a flipped bit is not trusted."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any]:
@@ -53,6 +60,8 @@ def read_run_record(run_dir: Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(record, dict) or record.pop(SEAL, None) != seal(record):
+        raise UsageError(f"{path} is damaged (it does not match its {SEAL}): the run cannot be resumed from it")
     fd, holder = try_lock(run_dir / CHECKPOINT_DIR / LOCK)
     if fd is None:
         raise UsageError(f"run {run_dir} is still running (pid {holder}); nothing to resume")
