@@ -303,3 +303,22 @@ def test_a_resume_removes_unfinished_generations_and_says_a_start_from_scratch(r
     err = resume_until_done(runs, run_dir, QUICK)
     assert not half.exists()
     assert "no checkpoint to continue from: the resume starts the run from its start" in err
+
+
+@pytest.mark.parametrize("damage", ["a setting changed", "a bit flipped"])
+def test_a_damaged_run_json_is_refused_in_one_line(run_dir, runs, damage):
+    proc = runs.run(run_dir, "hybrid_multi", "--checkpoint-interval", "0.5")
+    wait_until(lambda: generations(run_dir), proc, "a checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    finish(proc, 128 + signal.SIGTERM)
+    path = run_dir / "checkpoint" / "run.json"
+    if damage == "a setting changed":  # still valid JSON: only the checksum tells
+        record = json.loads(path.read_text())
+        record["argv"][record["argv"].index("-n") + 1] = "8"
+        path.write_text(json.dumps(record))
+    else:
+        flip(path, path.read_text().index('"argv"') + 3)
+    err = finish(runs.resume(run_dir), 2)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert str(path) in lines[0] and ("is damaged" in lines[0] or "cannot be read" in lines[0]), err

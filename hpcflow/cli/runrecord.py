@@ -5,6 +5,7 @@ still runs it (an flock on RUN_DIR/checkpoint/.lock)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from ..settings import Settings
 CHECKPOINT_DIR = "checkpoint"
 RUN_RECORD = "run.json"
 LOCK = ".lock"
+SEAL = "sha256"
 CHECKPOINTING = "multi and the dyn_*, hybrid_* and *_redis mappings do"
 
 
@@ -93,12 +95,17 @@ def hold_run(run_dir: Path, obj: dict[str, Any], settings: dict[str, Any], finge
             "settings": settings,
             "fingerprint": fingerprint,
         }
-        replace_file(where / RUN_RECORD, json.dumps(record, indent=1) + "\n")
+        replace_file(where / RUN_RECORD, json.dumps({**record, SEAL: seal(record)}, indent=1) + "\n")
     return fd
 
 
 def path_of_record(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / RUN_RECORD
+
+
+def seal(record: dict[str, Any]) -> str:
+    """The checksum run.json carries of the rest of itself: a flipped bit is not trusted."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any]:
@@ -112,6 +119,8 @@ def read_run_record(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no {CHECKPOINT_DIR}/{RUN_RECORD}: not the run directory of a run that can be resumed "
             f"({CHECKPOINTING})"
         )
+    if record.pop(SEAL, None) != seal(record):
+        raise UsageError(f"{path} is damaged (it does not match its {SEAL}): the run cannot be resumed from it")
     check_shape(record, RunRecord, path, "how the run was started", required=("argv",))
     fd, holder = try_lock(run_dir / CHECKPOINT_DIR / LOCK)
     if fd is None:

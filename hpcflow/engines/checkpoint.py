@@ -8,7 +8,8 @@ positions, and no paused instance can change what it holds. The run then goes on
 
 On disk, RUN_DIR/checkpoint/ holds:
 
-    run.json          how `hpcflow resume` runs the workflow again (the CLI writes it)
+    run.json          how `hpcflow resume` runs the workflow again (the CLI writes it, with
+                      a sha256 of the rest of itself)
     sinks.log         the run's outputs, appended at each checkpoint: a magic line, then
                       records of (length, crc32 of length and payload, pickled outputs)
     00000007/         a generation: manifest.json (sha256 of each file), coordinator.pkl
