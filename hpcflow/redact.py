@@ -11,7 +11,9 @@ password again (engines/README.md, "Secrets").
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,3 +59,13 @@ def recordable_env(env: dict[str, str]) -> dict[str, str]:
     """The HPCFLOW_* settings worth recording for a resume, without a secret: no
     variable named like one (HPCFLOW_RUN_KEY), every URL's password masked."""
     return {k: redact(v) for k, v in env.items() if k.startswith("HPCFLOW_") and not _SECRET_NAME.search(k)}
+
+
+def write_private(path: str | os.PathLike, text: str) -> None:
+    """Write a file that must hold a secret, readable by its owner only (created 0600,
+    never world-readable for a moment)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")

@@ -18,6 +18,7 @@ from ..config import BatchConfig
 from ..errors import UsageError
 from ..mappings import MAPPINGS, get_mapping
 from ..mpirun import require_mpiexec
+from ..redact import redact, write_private
 from ..runcommand import run_command
 from ..rundir import safe_name
 from .jobspec import JobSpec
@@ -65,6 +66,8 @@ def make_job(
     options["checkpoint_interval"] = checkpoint_interval
     launcher = run_command(workflow, mapping, cpus, run_dir, params, options, oversubscribe, python)
     resume = (python, "-m", "hpcflow", "resume", str(run_dir)) if until_done else ()  # with the run's settings
+    if resume and redis_url and redact(redis_url) != redis_url:  # run.json keeps no password: say it again
+        resume += ("--redis-url", redis_url)
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
@@ -90,5 +93,9 @@ def requested(batch: BatchConfig) -> dict[str, Any]:
 def submit_job(job: JobSpec, scheduler: Scheduler) -> str:
     """Write the job script into the (existing) run directory and submit it: the job id."""
     script = job.run_dir / scheduler.script_name
-    script.write_text(scheduler.render(job))
+    text = scheduler.render(job)
+    if redact(text) != text:  # it holds a password (--redis-url): its owner alone may read it
+        write_private(script, text.rstrip("\n"))
+    else:
+        script.write_text(text)
     return scheduler.submit(script, job.workdir)

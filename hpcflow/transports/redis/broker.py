@@ -35,13 +35,14 @@ from ...engines.protocol import BYE, EXITED, FAILED, JOINED, PARK, REJECTED, STO
 from ...engines.worker import start_worker_process
 from ...errors import UsageError
 from ...job import Job
+from ...redact import write_private
 from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, reap, replay_limit
 from .channel import RedisChannel, client
 from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, delete_run_keys, new_run_id
 from .leftovers import hold, sweep_run_dir
 from .server import AUTO, PrivateServer, connect
-from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
+from .signing import Signer, key_from_env, new_key, url_file, write_key_file
 
 POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
 EVENTS_BATCH = 1000

@@ -27,6 +27,7 @@ from typing import Any
 
 from ...engines.protocol import dumps, loads
 from ...errors import UsageError
+from ...redact import write_private
 
 KEY_ENV = "HPCFLOW_RUN_KEY"
 KEY_BYTES = 32
@@ -98,15 +99,6 @@ def key_from_env() -> bytes | None:
     if len(key) < 16:
         raise UsageError(f"{KEY_ENV} is too short: use at least 16 bytes (32 hex digits)")
     return key
-
-
-def write_private(path: str | os.PathLike, text: str) -> None:
-    """Write a secret, readable by its owner only (created 0600, never world-readable)."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
 
 
 def read_private(path: str | os.PathLike, what: str) -> str:
