@@ -116,5 +116,4 @@ def _main(argv: list[str] | None) -> None:
         hint = "" if debug else " (--debug shows the traceback)"
         click.echo(f"hpcflow: error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
         sys.exit(1)
-    with signals_held(restore=argv is not None):  # a finished run's process exits: no signal cuts its shutdown
-        sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) else 0)
