@@ -303,6 +303,8 @@ class Player:
                 self._write_config(self._config())
                 self.extra, self.changed = [], False
                 return None
+            if (self.redis is not None and not self.redis.alive()) or (self.disk is not None and self.disk.full):
+                return None  # refused for want of its server or of space: the user brings them back (_between)
             return self._verdict("refused", errors[0])
         disk_full = (self.disk is not None and self.disk.full) or self.write_fails
         if code < 0 and not (killed_launcher and code == -signal.SIGKILL) and -code not in signalled:
