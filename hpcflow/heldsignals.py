@@ -22,14 +22,16 @@ def _hold(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def holding() -> Iterator[None]:
-    """Hold the signals for the span of a run (call it on the main thread)."""
+def holding(restore: bool = True) -> Iterator[None]:
+    """Hold the signals for the span of a run (call it on the main thread). `restore=False`:
+    the process exits after the run, so from then on they are ignored, not given back to
+    their default action (which would end a finished run's process by a signal)."""
     old = {sig: signal.signal(sig, _hold) for sig in HELD}
     try:
         yield
     finally:
         for sig, handler in old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
         _pending.clear()
 
 

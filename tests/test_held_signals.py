@@ -65,3 +65,14 @@ def test_sigterm_the_moment_the_run_says_running_stops_it_with_a_checkpoint(tmp_
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert outputs_of(run_dir / "outputs.jsonl") == expected_outputs(lines=40, stateful=int(mapping != "dyn_multi"))
+
+
+def test_a_process_that_exits_after_the_run_ignores_signals_from_its_end_on():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        with heldsignals.holding(restore=False):
+            pass
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN == signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])

@@ -87,7 +87,8 @@ def _main(argv: list[str] | None) -> None:
     debug = "--debug" in args
     say = launcher_rank() == 0  # under MPI every rank has the same error: rank 0 says it
     try:
-        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj={"argv": list(args)})
+        obj = {"argv": list(args), "process": argv is None}  # process: the command exits the process after it
+        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj=obj)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -193,7 +193,8 @@ def run_cmd(
                 raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
         # the coordinator's mappings: a signal before its handlers are up, or after the run, is held
-        held_signals = holding() if spec.checkpoints and on_main_thread() else nullcontext()
+        process = bool(ctx.obj.get("process"))  # the command is the process: it exits after the run
+        held_signals = holding(restore=not process) if spec.checkpoints and on_main_thread() else nullcontext()
         with held_signals:
             monitor = Monitor(path if ranks.writer else None, make_display(quiet))
             monitor.update(start_snapshot(job), time.perf_counter(), force=True)
