@@ -10,7 +10,7 @@ resumed to the exact result or refused with one clear line.
 The schedules are played two at a time (each drives its own processes), one test a
 schedule, named by its seed. `HPCFLOW_FAULT_SEED=N` plays schedule N alone;
 `HPCFLOW_FAULT_KINDS=a,b` draws from those fault kinds only; `HPCFLOW_FAULT_SCHEDULES`
-and `HPCFLOW_FAULT_BASE` play others than seeds 0..199. More, and the table:
+and `HPCFLOW_FAULT_BASE` play others than seeds 0..199; `HPCFLOW_FAULT_LANES` how many at once. More, and the table:
 experiments/bench/faults.py.
 """
 
@@ -27,7 +27,7 @@ from faultsim.suite import Lanes, redis_binary, seeds_to_run
 
 BASE = int(os.environ.get("HPCFLOW_FAULT_BASE", "0"))
 COUNT = int(os.environ.get("HPCFLOW_FAULT_SCHEDULES", "200"))
-LANES = 2  # schedules at once: each is mostly waiting on its runs (sleeps of the workflow)
+LANES = int(os.environ.get("HPCFLOW_FAULT_LANES", "2"))  # schedules at once: each mostly waits on its runs
 
 # Every kind is in the CI set; a kind that still ends a run WRONG against the merged fixes
 # is left out here with the seed and the defect named, and kept in the bench.
