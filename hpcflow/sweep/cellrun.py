@@ -10,7 +10,6 @@ run's own metrics (timed inside the run) do not include.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 import hpcflow
 
 from ..exits import SKIPPED_EXIT
+from ..jsonfile import DamagedFile, read_object
 from ..lifeline import signal_when_parent_dies
 from ..runcommand import run_command
 from .spec import Cell, SweepSpec
@@ -102,9 +102,9 @@ def cell_row(spec: SweepSpec, cell: Cell, run_dir: Path | None, error: str | Non
     metrics: dict[str, Any] = {}
     if run_dir is not None and (run_dir / "metrics.json").is_file():
         try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            error = error or f"unreadable metrics.json: {exc}"
+            metrics = read_object(run_dir / "metrics.json", "the run's metrics") or {}
+        except DamagedFile as exc:
+            error = error or str(exc)
     row = {"sweep": spec.name, "workflow": spec.workflow, **metrics}
     row.update(params=cell.params, mapping=cell.mapping, cpus=cell.cpus, repeat=cell.repeat)
     if error is None and metrics.get("status") != "ok":
