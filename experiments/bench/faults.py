@@ -8,8 +8,8 @@ the other violations: crash, hang, linger, unfinished).
 Schedule i has seed S+i (S: random unless given, printed first); each is replayed alone
 with `HPCFLOW_FAULT_SEED=<seed> pytest -q tests/test_fault_schedules.py` or
 `--seed <seed> --schedules 1`. The schedules are those of tests/faultsim (drawn from the
-seed alone); the run directory of a schedule that broke the invariant is kept under the
-output directory. disk_full needs root (a tmpfs mount). With --output DIR the table is
+seed alone); the run directory of a schedule that broke the invariant is kept (under
+$TMPDIR/hpcflow-faults-*, named at the end). disk_full needs root (a tmpfs mount). With --output DIR the table is
 written to DIR/faults.md and each outcome to DIR/faults.jsonl.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ def main() -> int:
         if k not in KINDS:
             p.error(f"unknown fault kind {k}; one of {', '.join(KINDS)}")
     print(f"seeds {first}..{first + args.schedules - 1}", flush=True)
-    base = Path(tempfile.mkdtemp(prefix="faults-", dir=args.output))
+    base = Path(tempfile.mkdtemp(prefix="hpcflow-faults-"))  # each schedule's runs; a failed one's are kept
     lanes = Lanes(base, args.lanes, keep=args.keep)
     start = time.monotonic()
     futures = [lanes.submit(draw(first + i, mappings, kinds)) for i in range(args.schedules)]
@@ -72,6 +73,8 @@ def main() -> int:
     text += f"\n\nSeeds {first}..{first + args.schedules - 1}."
     if not all(o.holds for o in outcomes):
         text += f" The directories of the schedules that broke the invariant are kept under {base}."
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     print(text)
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
