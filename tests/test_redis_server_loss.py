@@ -1,6 +1,6 @@
-"""Losing the Redis server under `hpcflow run`, at seeded random moments: killed, paused
-(SIGSTOP) and let go, or killed just before or just after a SIGTERM to the launcher (so
-during the stop's checkpoint). Whatever the moment, the run ends `ok` with the exact
+"""Losing the Redis server under `hpcflow run`, at seeded random moments: killed, restarted
+empty at once, paused (SIGSTOP) and let go, or killed just before or just after a SIGTERM
+to the launcher (so during the stop's checkpoint). Whatever the moment, the run ends `ok` with the exact
 result, or ends with one clear error line, metrics.json and status.json agreeing on a
 non-ok status, and `hpcflow resume` (with a server back on the same address) finishes
 with the exact result.
@@ -30,7 +30,7 @@ from hpcflow.transports import find_server_binary
 pytestmark = pytest.mark.timeout(600)
 
 SCHEDULES = int(os.environ.get("HPCFLOW_LOSS_SCHEDULES", "4"))
-FAULTS = ("kill", "pause", "kill then SIGTERM", "SIGTERM then kill")
+FAULTS = ("kill", "pause", "kill then SIGTERM", "SIGTERM then kill", "restarted empty")
 MAX_RESUMES = 3
 
 
@@ -121,6 +121,9 @@ def schedule(seed: int, run_dir: Path, server: Server, runs: Runs) -> str:
     gap = rng.uniform(0.0, 0.4)
     if fault == "kill":
         server.kill()
+    elif fault == "restarted empty":  # as a service manager would: same address, no data
+        server.kill()
+        server.start()
     elif fault == "pause":
         server.pause()
         time.sleep(rng.uniform(0.5, 3.0))

@@ -69,11 +69,16 @@ def keep_started(settings: Settings, record: dict[str, Any], where: Path) -> tup
         if key not in started or has_mask(started[key]):
             continue  # an older run.json, or a value with a password in it: as resolved now
         kept[key] = started[key]
-        if started[key] != getattr(settings, key):
-            now = getattr(settings, key)
-            notes.append(f"{key} {started[key]} as the run started (not {now}, from {settings.sources.get(key)})")
+        now, source = getattr(settings, key), settings.sources.get(key)
+        if started[key] != now:
+            said = f"{_shown(now)}, from {source}" if source else _shown(now)
+            notes.append(f"{key} {_shown(started[key])} as the run started (not {said})")
     sources = {**settings.sources, **{key: f"the run's start ({where})" for key in kept}}
     return replace(settings, **kept, sources=sources), notes
+
+
+def _shown(value: Any) -> str:
+    return "the default" if value is None else str(value)
 
 
 def hold_run(run_dir: Path, obj: dict[str, Any], settings: dict[str, Any], fingerprint: dict[str, str]) -> int:
