@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .attempts import ended_text, gaps, summary
+from .durable import replace_file
 from .sweep.spec import params_text
 
 REPORT_FILE = "report.html"
@@ -377,14 +378,16 @@ def attempts_section(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_run_report(run_dir: Path) -> Path:
-    """RUN_DIR/report.html from the run's metrics.json (and errors.jsonl, if any)."""
+def write_run_report(run_dir: Path, metrics: dict[str, Any] | None = None) -> Path:
+    """RUN_DIR/report.html from the run's metrics (metrics.json unless given) and
+    errors.jsonl, if any; replaced whole."""
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics is None:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
     errors_file = run_dir / "errors.jsonl"
     errors = [json.loads(line) for line in errors_file.read_text().splitlines()] if errors_file.is_file() else []
     path = run_dir / REPORT_FILE
-    path.write_text(run_report(metrics, errors))
+    replace_file(path, run_report(metrics, errors))
     return path
 
 

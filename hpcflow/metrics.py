@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 
 from . import __version__
+from .durable import replace_file
 from .redact import redact_all
 
 
@@ -71,9 +72,9 @@ class Metrics:
         return d
 
     def write(self, path: str | os.PathLike) -> None:
-        with open(path, "w") as f:
-            json.dump(redact_all(self.to_dict()), f, indent=2, default=to_jsonable)  # no password goes to disk
-            f.write("\n")
+        """Durably and whole (durable.py): a reader sees this run's metrics or the last ones;
+        no password goes to disk."""
+        replace_file(path, json.dumps(redact_all(self.to_dict()), indent=2, default=to_jsonable) + "\n")
 
 
 def to_jsonable(obj: Any) -> Any:

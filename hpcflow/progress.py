@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .durable import replace_file, write_error
 from .inputs import feed_length
 from .jsonfile import DamagedFile, check_shape, read_object
 from .redact import redact_all
@@ -94,10 +95,7 @@ class Snapshot:
 
 def write_status(run_dir: Path, snapshot: Snapshot) -> None:
     """Replace status.json in one step: a reader never sees half a file."""
-    path = Path(run_dir) / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(redact_all(snapshot.to_dict()), indent=1) + "\n")
-    os.replace(tmp, path)
+    replace_file(Path(run_dir) / STATUS_FILE, json.dumps(redact_all(snapshot.to_dict()), indent=1) + "\n")
 
 
 def read_status(run_dir: Path) -> Snapshot | None:
@@ -211,6 +209,7 @@ class Monitor:
         self.last: Snapshot | None = None
         self._written = float("-inf")
         self._told_signal = False
+        self._told_write = False  # a status.json write failed and was said
 
     def sample(self, coord: Any, now: float) -> None:
         snap = from_coordinator(coord, now)
@@ -226,10 +225,14 @@ class Monitor:
             self._told_signal = True
             name = signal.Signals(coord.signalled).name
             if getattr(coord, "checkpointer", None) is not None:
-                doing = "writing a checkpoint (each instance ends its current batch), then the run stops"
+                doing = (
+                    "writing a checkpoint (each instance ends its current batch), then the run stops; "
+                    "Ctrl-C again stops at once without it (a resume then goes on from the checkpoint before)"
+                )
             else:
                 doing = "sources stopped, in-flight work draining, then metrics are written"
-            say(f"hpcflow: {name}: {doing}; press Ctrl-C again to abort at once")
+                doing += "; press Ctrl-C again to abort at once"
+            say(f"hpcflow: {name}: {doing}")
         self.update(snap, now)
 
     def _rates(self, snap: Snapshot, now: float) -> None:
@@ -246,20 +249,26 @@ class Monitor:
             self._written = now
             try:
                 write_status(self.run_dir, snap)
-            except OSError as exc:  # a full disk must not stop the run: say it once
-                say(f"hpcflow: warning: cannot write {STATUS_FILE}: {exc}")
-                self.run_dir = None
+            except OSError as exc:  # a full disk must not stop the run (its end must write it): say it once
+                if not self._told_write:
+                    say(f"hpcflow: warning: {write_error(self.run_dir / STATUS_FILE, exc)}")
+                self._told_write = True
         if self.display is not None:
             self.display.show(snap, now, force)
 
     def finish(self, snap: Snapshot) -> None:
-        """The last status: the run's end state and error; the display is closed."""
+        """The last status: the run's end state and error; the display is closed. A
+        failure to write it is raised (OSError): the run's end depends on it."""
         if self.last is not None:  # keep the per-PE picture of the last sample
             snap.pes = snap.pes or self.last.pes
             snap.workers = snap.workers or self.last.workers
-        self.update(snap, time.perf_counter(), force=True)
-        if self.display is not None:
-            self.display.close()
+        try:
+            if self.run_dir is not None:
+                write_status(self.run_dir, snap)
+        finally:
+            if self.display is not None:
+                self.display.show(snap, time.perf_counter(), True)
+                self.display.close()
 
     def pe_figures(self, items: dict[str, int], process_time_s: float) -> dict[str, dict[str, float]]:
         """Per PE: mean and 95th percentile of the sampled mean task duration, and the

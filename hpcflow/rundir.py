@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .durable import replacing
 from .errors import UsageError
 from .metrics import to_jsonable
 from .redact import redact, redact_all
@@ -53,20 +56,21 @@ def make_run_dir(run_dir: str | Path | None, workflow: str, mapping: str) -> tup
     return created, path
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w") as f:
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with replacing(path) as f:
         for row in rows:
             f.write(json.dumps(row, default=to_jsonable) + "\n")
 
 
 def write_result(run_dir: Path, result: RunResult) -> None:
-    result.metrics.write(run_dir / "metrics.json")
-    rows = [
+    """outputs.jsonl and errors.jsonl, each durable and replaced whole. metrics.json, whose
+    status says whether the run is done, is written after them (cli/runend.py)."""
+    rows = (
         {"pe": pe, "port": port, "data": item}
         for pe, ports in result.outputs.items()
         for port, items in ports.items()
         for item in items
-    ]
+    )
     write_jsonl(run_dir / "outputs.jsonl", rows)
     if result.errors:  # an error text may quote a URL with its password
         write_jsonl(run_dir / "errors.jsonl", redact_all(result.errors))
@@ -79,8 +83,22 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class RunLog(logging.FileHandler):
+    """run.log: a record that cannot be written (a full disk) is said once on stderr,
+    not as a traceback for every record."""
+
+    told = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.told:
+            self.told = True
+            exc = sys.exc_info()[1]
+            why = getattr(exc, "strerror", None) or exc
+            print(f"hpcflow: warning: cannot write {self.baseFilename}: {why}", file=sys.stderr, flush=True)
+
+
 def attach_log(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "run.log")
+    handler = RunLog(run_dir / "run.log")
     handler.setFormatter(RedactingFormatter("%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("hpcflow")
     logger.addHandler(handler)

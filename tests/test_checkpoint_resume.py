@@ -52,8 +52,8 @@ class Runs:
         self.redis_url = redis_url
         self.started: list[subprocess.Popen] = []
 
-    def start(self, *args: str) -> subprocess.Popen:
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         cmd = [sys.executable, "-m", "hpcflow", *args, "-q"]
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True

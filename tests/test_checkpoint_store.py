@@ -25,7 +25,7 @@ def cut(n: int) -> Cut:
         service={"Work": 0.01},
         totals={"runtime_s": float(n)},
         instances={"Source": 1, "Work": 1},
-        pinned=[("Source", 0)],
+        pinned=[("Work", 0)],  # the instance whose state each generation holds
     )
 
 

@@ -144,9 +144,14 @@ def test_a_killed_worker_on_another_node_is_replayed(node, server, tmp_path):
     assert result.metrics.workers_replaced == 1
 
 
+CUT_LINE = "hpcflow: error: cannot reach run "  # the node's last line when it was cut off past the heartbeat
+
+
 def test_link_down_while_inside_a_long_item(node, server, tmp_path):
-    """The node's worker is written off while its link is down; its late report, once
-    the link is back, is refused, and it says so."""
+    """The node's link is down past the heartbeat's lifetime while its worker is inside a
+    long item: the coordinator writes the node off and replays; the node, which cannot
+    tell how the run goes, stops its workers and says so in one line (exit 1), not
+    "served"."""
     marker = tmp_path / "long"
 
     def cut(_joiner):
@@ -160,9 +165,30 @@ def test_link_down_while_inside_a_long_item(node, server, tmp_path):
     pe = OnNode(0.08, str(marker), hold_s=HEARTBEAT_EXPIRY_S + 2)
     result, err, code = run_with_node(node, server, "netns-link", 240, pe, fault=cut)
     assert_exact(result, 240)
-    assert FENCED_LINE in err, err
-    assert code == 0, err
+    assert code == 1 and err.splitlines()[-1].startswith(CUT_LINE), err
+    assert "this node's workers stop" in err and "Traceback" not in err
     assert result.metrics.workers_replaced == 1
+
+
+def test_a_node_cut_off_until_the_run_ends_reports_it_and_stops(node, server, tmp_path):
+    """The link stays down until the run has ended without the node: the node does not
+    wait for its blocked workers' socket timeouts nor report itself served (exit 0); it
+    stops once its heartbeat has expired, with one line."""
+    marker = tmp_path / "started"
+
+    def cut(joiner):
+        wait_for(marker, "work on the node")
+        node.link(up=False)
+        try:
+            joiner.wait(WAIT_S)  # the fault: the cable stays out until the node gives up
+        finally:
+            node.link(up=True)
+
+    pe = OnNode(0.05, str(marker))
+    result, err, code = run_with_node(node, server, "netns-cutoff", 200, pe, fault=cut)
+    assert_exact(result, 200)
+    assert code == 1 and err.splitlines()[-1].startswith(CUT_LINE), err
+    assert "served run" not in err
 
 
 def test_supervisor_frozen_past_its_heartbeat(node, server, tmp_path):

@@ -17,6 +17,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
 from __future__ import annotations
 
 import re
+import signal
 import sys
 import traceback
 
@@ -74,11 +75,21 @@ def _one_line(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line and exit 2 for bad input, exit 1 for a failed run."""
+    try:
+        _main(argv)
+    finally:
+        if argv is None:  # the process's own entry: a signal after the command's end would kill it mid-exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     say = launcher_rank() == 0  # under MPI every rank has the same error: rank 0 says it
     try:
-        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj={"argv": list(args)})
+        obj = {"argv": list(args), "process": argv is None}  # process: the command exits the process after it
+        code = cli.main(args=args or ["--help"], prog_name="hpcflow", standalone_mode=False, obj=obj)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

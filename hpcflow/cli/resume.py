@@ -11,13 +11,14 @@ from urllib.parse import urlsplit
 
 import click
 
+from ..engines.checkpoint import CheckpointDamaged, CheckpointStore
 from ..errors import UsageError
 from ..jsonfile import DamagedFile, read_object
 from ..redact import has_mask, is_masked
 from ..settings import ENVIRONMENT
 from .params import Seconds
 from .run import run_cmd
-from .runrecord import read_run_record
+from .runrecord import CHECKPOINT_DIR, read_run_record
 
 URL_ENV = ENVIRONMENT["redis_url"]
 FINISHED = ("ok",)  # a run that ended so (exit 0 or 3) has nothing left to do
@@ -50,6 +51,10 @@ def resume_cmd(ctx, run_dir, cpus, checkpoint_interval, redis_url, quiet):
     status = _status(path)
     if status in FINISHED:
         raise UsageError(f"run {path} is finished (status {status}); nothing to resume")
+    try:  # a damaged checkpoint is refused before anything runs (the run passes over and says the rest)
+        CheckpointStore(path / CHECKPOINT_DIR).latest()
+    except CheckpointDamaged as exc:
+        raise UsageError(f"cannot resume {path}: {exc}") from None
     argv = list(record.get("argv", []))
     if "run" not in argv:
         raise UsageError(f"{path}: its run.json does not hold an `hpcflow run` command line")

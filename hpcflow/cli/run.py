@@ -9,17 +9,21 @@ import signal
 import sys
 import threading
 import time
+import traceback
+from contextlib import nullcontext
 
 import click
 
 from ..api import execute as execute_run
 from ..attempts import begin_attempt
 from ..batch.allocation import detect_allocation
+from ..durable import write_error
 from ..engines.barrier import SPACING
 from ..engines.checkpoint import CheckpointStore
 from ..errors import HpcflowError, RunAborted, UsageError
-from ..exits import raise_terminated, signals_held
+from ..exits import raise_terminated
 from ..fingerprint import check_same, fingerprint
+from ..heldsignals import holding
 from ..mappings import get_mapping
 from ..mpirun import MpiRanks, launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
@@ -177,51 +181,59 @@ def run_cmd(
         if print_results and ranks.writer:  # as dispel4py's simple prints them, on stdout
             click.echo(f"Inputs: {job.feeds}")
         if spec.checkpoints:  # `hpcflow resume` waits for its end, and continues it as it started
-            held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
+            try:
+                held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
+            except OSError as exc:
+                raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         if ranks.writer:
             resumed = bool(ctx.obj.get("resume"))
             newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
             begin_attempt(path, resumed, newest[-1] if newest else None)
-        monitor = Monitor(path if ranks.writer else None, make_display(quiet))
-        monitor.update(start_snapshot(job), time.perf_counter(), force=True)
-        failure: BaseException | None = None
-        result = None
-        # simple runs here; a coordinator handles signals itself while it runs, and a signal
-        # before it starts or after it ends stops the run as interrupted (resumable), not at once
-        in_process = (mapping == "simple" or spec.checkpoints) and on_main_thread()
-        before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
-        try:
-            with watching(monitor):
-                result = execute_run(job)
-        except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
-            failure, result = exc, getattr(exc, "result", None)
-        finally:
-            if before is not None:
-                signal.signal(signal.SIGTERM, before)
-            if isinstance(ranks, MpiRanks) and on_main_thread():
-                ignore_late_signals()
-        writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
-        if writer and not ranks.writer:
-            monitor.run_dir, handler = path, attach_log(path)
-        with signals_held():  # the end is written whole, whenever a signal comes
-            code = finish_run(path if writer else None, job, result, failure, monitor, log)
+        in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
+        # the coordinator's mappings: a signal before its handlers are up, or after the run, is held
+        process = bool(ctx.obj.get("process"))  # the command is the process: it exits after the run
+        held_signals = holding(restore=not process) if spec.checkpoints and on_main_thread() else nullcontext()
+        with held_signals:
+            monitor = Monitor(path if ranks.writer else None, make_display(quiet))
+            monitor.update(start_snapshot(job), time.perf_counter(), force=True)
+            failure: BaseException | None = None
+            result = None
+            before = signal.signal(signal.SIGTERM, raise_terminated) if in_process else None
+            try:
+                with watching(monitor):
+                    result = execute_run(job)
+            except (HpcflowError, KeyboardInterrupt) as exc:  # the run started and stopped early: keep what it did
+                failure, result = exc, getattr(exc, "result", None)
+            except OSError as exc:  # a file the run needed could not be written or read (a full disk)
+                failure = RunAborted(
+                    f"{exc.filename or path}: {exc.strerror or exc}; the run stops", tb=traceback.format_exc()
+                )
+            finally:
+                if before is not None:
+                    signal.signal(signal.SIGTERM, before)
+                if isinstance(ranks, MpiRanks) and on_main_thread():
+                    ignore_late_signals()
+            writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
+            if writer and not ranks.writer:
+                monitor.run_dir, handler = path, attach_log(path)
+            code, failure = finish_run(path if writer else None, job, result, failure, monitor, log)
             if not writer:
                 return
             if not quiet or failure is not None or code:
                 for line in last_lines(result, failure, path):
                     click.echo(f"hpcflow: {line}", err=True)
-        if failure is None:  # stdout's last line names the run directory of a run that finished
-            if print_results:
-                click.echo(f"Outputs: {written_outputs(result)}")
-            click.echo(str(path.absolute()))
-        else:
-            if isinstance(failure, KeyboardInterrupt):
-                name = getattr(failure, "signal_name", "SIGINT")
-                raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
-            failure.exit_code = code  # exits.py: the status's code
-            raise failure
-        if code:
-            ctx.exit(code)
+            if failure is None:  # stdout's last line names the run directory of a run that finished
+                if print_results:
+                    click.echo(f"Outputs: {written_outputs(result)}")
+                click.echo(str(path.absolute()))
+            else:
+                if isinstance(failure, KeyboardInterrupt):
+                    name = getattr(failure, "signal_name", "SIGINT")
+                    raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
+                failure.exit_code = code  # exits.py: the status's code
+                raise failure
+            if code:
+                ctx.exit(code)
     finally:
         if held is not None:
             os.close(held)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..attempts import attempt_log, end_attempt, whole_timeline
 from ..batch.allocation import detect_allocation
-from ..errors import PEError
+from ..durable import write_error
+from ..errors import PEError, RunAborted
 from ..exits import SKIPPED_EXIT, end_state
 from ..htmlreport import write_run_report
 from ..job import Job
@@ -67,8 +68,12 @@ def finish_run(
     failure: BaseException | None,
     monitor: Monitor,
     log: logging.Logger,
-) -> int:
-    """Write what the run leaves however it ended; its exit code (exits.py)."""
+) -> tuple[int, BaseException | None]:
+    """Write what the run leaves however it ended: outputs.jsonl (and errors.jsonl),
+    report.html, status.json, then metrics.json, whose status is the commit point: `ok`
+    is written only once everything before it is on disk. A write that fails makes the
+    run failed, said in one line, and leaves the last metrics.json (a resume goes on).
+    Returns the exit code (exits.py) and the failure, which a failed write may set."""
     status, code = end_state(failure)
     elapsed = monitor.last.elapsed_s if monitor.last is not None else 0.0
     if result is None:
@@ -84,12 +89,27 @@ def finish_run(
         m.extra["error"] = f"{skipped} item(s) skipped (on_error skip); first: {error_text(result.errors[0])}"
         code = SKIPPED_EXIT
     m.extra["pe_stats"] = monitor.pe_figures(m.items, m.process_time_s)
+
+    def cannot_write(exc: OSError) -> None:
+        nonlocal failure, status, code
+        if status == "failed" and failure is not None and "cannot write" in str(failure):
+            return  # the first failed write is the one said
+        then = (
+            f"the run's checkpoints are kept: free space, then `hpcflow resume {path}`"
+            if job.options.checkpoint_dir
+            else "free space and run it again"
+        )
+        failure = RunAborted(f"{write_error(exc.filename or path, exc)}; {then}")
+        status, code = "failed", 1
+        m.extra.update(status=status, error=str(failure))
+
     if path is not None:
-        record_attempt(path, m, code)
-        write_result(path, result)
-        if failure is not None:
-            log.error("%s: %s\n%s", status, failure, getattr(failure, "tb", ""))
-        log.info("%s", done_line(result, status))
+        try:
+            record_attempt(path, m, code)
+            write_result(path, result)
+            write_run_report(path, m.to_dict())
+        except OSError as exc:
+            cannot_write(exc)
     final = Snapshot(
         state=status,
         workflow=m.workflow,
@@ -109,10 +129,24 @@ def finish_run(
     for p in final.pes:  # the end: every count final, the rate the mean over the run
         p.done, p.queued = m.items.get(p.name, p.done), 0
         p.rate = round(p.done / m.runtime_s, 3) if m.runtime_s > 0 else 0.0
-    monitor.finish(final)
+    try:
+        monitor.finish(final)
+    except OSError as exc:
+        cannot_write(exc)
     if path is not None:
-        write_run_report(path)
-    return code
+        try:
+            m.write(path / "metrics.json")
+        except OSError as exc:
+            cannot_write(exc)
+            final.state, final.last_error = status, m.extra["error"]
+            try:  # status.json may already say ok: say failed there, if it can be written
+                monitor.finish(final)
+            except OSError:
+                pass
+        if failure is not None:
+            log.error("%s: %s\n%s", status, failure, getattr(failure, "tb", ""))
+        log.info("%s", done_line(result, status))
+    return code, failure
 
 
 def record_attempt(path: Path, m: Metrics, code: int) -> None:

@@ -5,6 +5,7 @@ still runs it (an flock on RUN_DIR/checkpoint/.lock)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..durable import FAIL_WRITE, replace_file
 from ..errors import UsageError
 from ..jsonfile import check_shape, read_object
 from ..lockfile import try_lock
@@ -21,6 +23,7 @@ from ..settings import Settings
 CHECKPOINT_DIR = "checkpoint"
 RUN_RECORD = "run.json"
 LOCK = ".lock"
+SEAL = "sha256"
 CHECKPOINTING = "multi and the dyn_*, hybrid_* and *_redis mappings do"
 
 
@@ -92,19 +95,22 @@ def hold_run(run_dir: Path, obj: dict[str, Any], settings: dict[str, Any], finge
         record = {
             "argv": [redact(arg) for arg in obj.get("argv", [])],
             "cwd": os.getcwd(),
-            "env": recordable_env(dict(os.environ)),
+            "env": {k: v for k, v in recordable_env(dict(os.environ)).items() if k != FAIL_WRITE},
             "started_at": time.time(),
             "settings": settings,
             "fingerprint": fingerprint,
         }
-        tmp = where / f".{RUN_RECORD}.tmp"
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, where / RUN_RECORD)
+        replace_file(where / RUN_RECORD, json.dumps({**record, SEAL: seal(record)}, indent=1) + "\n")
     return fd
 
 
 def path_of_record(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / RUN_RECORD
+
+
+def seal(record: dict[str, Any]) -> str:
+    """The checksum run.json carries of the rest of itself: a flipped bit is not trusted."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any]:
@@ -118,6 +124,8 @@ def read_run_record(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no {CHECKPOINT_DIR}/{RUN_RECORD}: not the run directory of a run that can be resumed "
             f"({CHECKPOINTING})"
         )
+    if record.pop(SEAL, None) != seal(record):
+        raise UsageError(f"{path} is damaged (it does not match its {SEAL}): the run cannot be resumed from it")
     check_shape(record, RunRecord, path, "how the run was started", required=("argv",))
     fd, holder = try_lock(run_dir / CHECKPOINT_DIR / LOCK)
     if fd is None:

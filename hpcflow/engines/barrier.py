@@ -13,7 +13,10 @@ sends RESUME. While a round is open no credit is held back, so that an instance 
 for one mid-batch reaches its end (a backlogged PE downstream may be paused).
 
 A worker that dies or joins during a round ends the round without a checkpoint (the
-paused ones are resumed); the next round is tried at once if it was for a signal.
+paused ones are resumed); the next round is tried at once if it was for a signal. A
+round never completes once the run has failed (its workers are then killed, and a cut
+without their states would be wrong), and a checkpoint that cannot be written fails
+the run, naming the file; the one before stays the newest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..durable import write_error
+from ..errors import RunAborted
 from ..fingerprint import fingerprint
 from .checkpoint import CheckpointStore, Cut
 from .protocol import RESUME, SNAPSHOT
@@ -102,13 +107,20 @@ class Checkpointer:
             self.next_at = float("-inf")  # at once
 
     def on_exit(self, wid: int, stopped: bool) -> None:
-        """A worker is gone. One that stopped as asked (a finalized instance) owes no
-        state; any other end mid-round (a death, a kill after the run failed) ends the
-        round: a checkpoint without that instance's state would resume it empty."""
+        """A worker is gone. One that stopped as asked and owes no state (a finalized
+        instance, a pool worker) is not waited for; any other exit (a death, a kill after
+        the run failed) ends the round without a checkpoint: a checkpoint without that
+        instance's state would resume it empty."""
         r = self.round
         if r is None or wid not in r.waiting:
             return
-        if stopped:
+        c = self.coord
+        if c.failure is not None:  # the run ends and its workers are stopped: the round just ends
+            self.round = None
+            return
+        w = c.workers[wid]
+        owes_state = not w.pool and not c.term.was_finalized(*w.hosts[0])
+        if stopped and not owes_state:
             r.waiting.discard(wid)
             self._maybe_complete()
         else:
@@ -134,18 +146,28 @@ class Checkpointer:
         if r is None or r.waiting:
             return
         c = self.coord
+        if c.failure is not None:  # the run is ending without it: no cut is taken now
+            self.round = None
+            return
         now = time.perf_counter()
         cut = c.capture(now)
         cut.attempt = self.attempt
         cut.fingerprint = self.fingerprint
         cut.sinks_bytes = self.sinks_bytes
         sinks = c.stats.sinks[self.sinks_saved :]
-        self.store.write(cut, r.states, sinks)
+        self.round = None
+        try:
+            self.store.write(cut, r.states, sinks)
+        except OSError as exc:
+            c.failure = RunAborted(
+                f"{write_error(exc.filename or self.store.root, exc)} (checkpoint {self.generation + 1}); "
+                f"the run stops; {self.resume_from()}"
+            )
+            return
         self.sinks_saved += len(sinks)
         self.sinks_bytes = cut.sinks_bytes
         self.generation = cut.generation
         self.written += 1
-        self.round = None
         done = time.perf_counter()
         self.pause_s += done - r.started
         self.last_written_s = done - r.started
@@ -154,6 +176,11 @@ class Checkpointer:
         else:
             self._resume(r)
             self.start_clock(done)
+
+    def resume_from(self) -> str:
+        """What `hpcflow resume` will continue from, as the end of a message."""
+        where = f"checkpoint {self.generation}" if self.generation else "the start (no checkpoint was written)"
+        return f"`hpcflow resume {self.store.root.parent}` continues from {where}"
 
     def _resume(self, r: Round) -> None:
         for wid in r.paused:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import progress
+from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
@@ -42,7 +42,7 @@ from ..metrics import cpu_seconds
 from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
-from .checkpoint import CheckpointStore, Cut
+from .checkpoint import CheckpointDamaged, CheckpointStore, Cut
 from .delivery import DeliveryLedger
 from .flow import FlowControl
 from .protocol import (
@@ -476,9 +476,24 @@ class Coordinator:
 
     # -- signals -------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.signalled is not None:  # a second signal: stop now
-            self.failure = self.failure or RunAborted(f"stopped by signal {signum}")
-        self.signalled = signum
+        """The first signal stops the run (with a checkpoint, where one is kept). While
+        that checkpoint is written a repeated SIGTERM changes nothing (a batch system may
+        send several: scancel of a job whose script forwards it); a later SIGINT (Ctrl-C
+        again), or any second signal of a run without checkpoints, stops at once."""
+        if self.signalled is None:
+            self.signalled = signum
+        elif self.checkpointer is None or signum != signal.SIGTERM:
+            self.failure = self.failure or self.stopped_at_once(signum)
+
+    def stopped_at_once(self, signum: int) -> RunAborted:
+        name = signal.Signals(signum).name
+        if self.checkpointer is None:
+            return RunAborted(f"stopped at once by a second signal ({name})", exit_code=128 + signum)
+        return RunAborted(
+            f"stopped at once by a second signal ({name}) before the stop's checkpoint was complete; "
+            + self.checkpointer.resume_from(),
+            exit_code=128 + signum,
+        )
 
     def stop_sources(self) -> None:
         """Stop feeding the roots; what is in flight still drains and postprocess() runs."""
@@ -749,6 +764,8 @@ class Coordinator:
         old = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             old[sig] = signal.signal(sig, self._on_signal)
+        for signum in heldsignals.take():  # came while no coordinator listened (heldsignals.py)
+            self._on_signal(signum, None)
         return old
 
     @staticmethod
@@ -789,20 +806,39 @@ def execute(job: Job) -> Outcome:
     again, the outputs since are dropped, so the result is exact. The same instance
     dying again before a newer checkpoint ends the run, naming it."""
     store = CheckpointStore(job.options.checkpoint_dir) if job.options.checkpoint_dir else None
-    restored = store.latest() if store is not None and job.options.resume else None
-    if restored is not None:  # refused before anything runs: another graph, mapping, inputs...
-        check_same(getattr(restored[0], "fingerprint", None), fingerprint(job), f"from {job.options.checkpoint_dir}")
-    if store is not None and not job.options.resume:
+    restored = None
+    if store is not None and job.options.resume:
+        if store.clear_unfinished():
+            log.info("removed the unfinished checkpoint directories a stopped attempt left")
+        restored = latest(store, "the resume")
+        if restored is not None:  # refused before anything runs: another graph, mapping, inputs...
+            check_same(
+                getattr(restored[0], "fingerprint", None), fingerprint(job), f"from {job.options.checkpoint_dir}"
+            )
+    elif store is not None:
         store.clear()
-    recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it went back to
+    recovered: dict[tuple[str, int], int] = {}  # instance -> the generation it last went back to
+    recoveries = 0
     lost = Counter()  # time of attempts rolled back, after the checkpoint they went back to
     while True:
         _continue_from(job, restored)
-        outcome = Coordinator(job, restored).run()
+        coordinator = Coordinator(job, restored)
+        outcome = coordinator.run()
         died = outcome.failure
         if not isinstance(died, Rollback):
             break
-        restored = store.latest() if store is not None else None
+        if coordinator.signalled is not None:  # it died during a stop: the stop stands
+            name = signal.Signals(coordinator.signalled).name
+            then = coordinator.checkpointer.resume_from() if coordinator.checkpointer else "its outputs are lost"
+            outcome.failure = RunAborted(
+                f"stopped by {name}: {died} during the stop; {then}", exit_code=128 + coordinator.signalled
+            )
+            break
+        try:
+            restored = latest(store, "the recovery") if store is not None else None
+        except CheckpointDamaged as exc:
+            outcome.failure = RunAborted(f"{died}; the run cannot go back: {exc}")
+            break
         generation = restored[0].generation if restored else 0
         if recovered.get(died.host) == generation:
             since = f"checkpoint {generation}" if generation else "the start"
@@ -811,14 +847,34 @@ def execute(job: Job) -> Outcome:
             )
             break
         recovered[died.host] = generation
-        log.warning("%s: the run goes back to %s", died, f"checkpoint {generation}" if generation else "its start")
+        recoveries += 1
+        tell(f"{died}: the run goes back to {f'checkpoint {generation}' if generation else 'its start'}")
         for key in ("runtime_s", "process_time_s", "cpu_time_s"):
             lost[key] += getattr(outcome, key) - (restored[0].totals.get(key, 0.0) if restored else 0.0)
     for key, seconds in lost.items():
         setattr(outcome, key, getattr(outcome, key) + seconds)
-    if recovered:
-        outcome.extra["recoveries"] = len(recovered)
+    if recoveries:
+        outcome.extra["recoveries"] = recoveries
     return outcome
+
+
+def tell(message: str) -> None:
+    """A warning the user must see: on stderr and in run.log."""
+    log.warning("%s", message)
+    progress.say(f"hpcflow: warning: {message}")
+
+
+def latest(store: CheckpointStore, purpose: str) -> tuple[Cut, Path] | None:
+    """The checkpoint to continue from; every damaged one passed over, or a start from
+    scratch, is said (CheckpointDamaged if every one is damaged)."""
+    restored = store.latest()
+    for line in store.passed_over:
+        tell(line)
+    if restored is None:
+        tell(f"no checkpoint to continue from: {purpose} starts the run from its start")
+    elif store.passed_over:
+        tell(f"{purpose} continues from checkpoint {restored[0].generation}, the newest intact one")
+    return restored
 
 
 def _continue_from(job: Job, restored: tuple[Cut, Path] | None) -> None:

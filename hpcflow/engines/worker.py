@@ -12,6 +12,7 @@ decides what each worker gets, its own work first.
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import time
 import traceback
@@ -53,7 +54,8 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process; `hosts` are the (pe, instance) it runs (a pinned
     worker also runs the pool's PEs when its own queue is empty)."""
-    signal_when_parent_dies(signal.SIGKILL)  # no worker is ever orphaned
+    parent = multiprocessing.parent_process()
+    signal_when_parent_dies(signal.SIGKILL, parent.pid if parent else None)  # no worker is ever orphaned
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles signals and drains
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel.open()

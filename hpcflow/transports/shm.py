@@ -126,7 +126,7 @@ class ShmBroker(Broker):
     def _write(self, s: Slot, msg: tuple) -> None:
         try:
             s.conn.send_bytes(dumps(msg))
-        except (BrokenPipeError, ConnectionResetError, EOFError):
+        except (OSError, EOFError):  # a broken pipe, or closed by poll() before its EXITED is handled
             pass  # its death is reported through its sentinel
 
     def kill(self, wids: list[int]) -> None:

@@ -25,7 +25,7 @@ import redis
 
 from ...engines.protocol import EXITED
 from ...engines.worker import start_worker_process
-from ...errors import UsageError
+from ...errors import RunAborted, UsageError
 from ...plan import DYNAMIC, HYBRID
 from ..base import pool_pes
 from .channel import RedisChannel, client
@@ -114,9 +114,14 @@ def _setup(signer: Signer, keys: RunKeys, fields: dict, run_id: str) -> tuple:
 
 
 def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> None:
+    """Until the run ends: report each worker's exit, keep the group's heartbeat. A
+    server out of reach for longer than the heartbeat's lifetime means the coordinator
+    has written this node off (its workers' work is replayed elsewhere): the workers are
+    stopped then, and the end is reported as it is (RunAborted), never as served."""
     live = {p.sentinel: wid for wid, p in procs.items()}
     report_exit = r.register_script(REPORT_EXIT)
     exits: list[tuple[int, str]] = []  # to report, kept while the server cannot be reached
+    reached = time.monotonic()  # the last time the heartbeat was set
     unreachable = False
     while live or exits:
         for sentinel in wait(list(live), timeout=HEARTBEAT_S if live else 0):
@@ -131,9 +136,18 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
                 fields = signer.pack(keys.events, (wid, (EXITED, why)))
                 report_exit(keys=[keys.lease(wid), keys.setup, keys.events], args=flat(fields))
                 exits.pop(0)
-            if not r.exists(keys.setup) or not r.exists(keys.coordinator_alive):
-                return  # the run is over, or its coordinator died
+            if not r.exists(keys.setup):
+                return  # the run is over
+            if not r.exists(keys.coordinator_alive):
+                time.sleep(HEARTBEAT_S)  # the run's keys may be going: a run that ends deletes them all
+                if r.exists(keys.setup):
+                    raise RunAborted(
+                        f"run {keys.run_id}'s coordinator stopped answering (its heartbeat expired) before the run "
+                        "ended; this node's workers stop"
+                    )
+                return
             r.set(keys.alive(group), 1, px=HEARTBEAT_TTL_MS)
+            reached = time.monotonic()
             if unreachable:
                 log.warning("reached the Redis server again")
                 unreachable = False
@@ -141,8 +155,14 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
             if not unreachable:
                 log.warning("cannot reach the Redis server (%s); the workers go on, and so does this", exc)
                 unreachable = True
-            if not live:
-                return  # nothing left to report for: the coordinator's heartbeat check writes them off
+            away = time.monotonic() - reached
+            if not live or away * 1000 > HEARTBEAT_TTL_MS:
+                raise RunAborted(
+                    f"cannot reach run {keys.run_id}'s Redis server for {away:.0f} s ({type(exc).__name__}): "
+                    "its coordinator writes this node's workers off after "
+                    f"{HEARTBEAT_TTL_MS / 1000:g} s and replays their work elsewhere; whether the run ended is not "
+                    "known here; this node's workers stop"
+                ) from None
 
 
 def _private_url(run_dir: Path, deadline: float) -> str:
