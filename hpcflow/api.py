@@ -38,10 +38,13 @@ def prepare(
     inputs: int | dict | None = None,
     mapping: str = "simple",
     processes: int | None = None,
+    here: bool = True,
     **options: Any,
 ) -> Job:
     """Check and plan a run without starting it: every UsageError of bad input is raised
-    here, so a caller (the CLI) can report it before it announces the run."""
+    here, so a caller (the CLI) can report it before it announces the run. `here` False:
+    the run will start elsewhere (a batch job), with `processes` as given; what only that
+    place can tell (its MPI ranks, its reach to a Redis server) is not checked."""
     if not isinstance(graph, WorkflowGraph):
         raise UsageError(f"run() takes a WorkflowGraph, not {type(graph).__name__}; connect the PEs in one first")
     graph = graph.flattened()  # no plan or engine sees a composite
@@ -55,12 +58,13 @@ def prepare(
         raise UsageError(f"processes must be a whole number of at least 1, got {processes!r}")
     engine = importlib.import_module(spec.engine)
     resolve = getattr(engine, "resolve_processes", None)  # an engine whose processes are given (mpi: the ranks)
-    if resolve is not None:
+    if resolve is not None and here:
         processes = resolve(processes)
     elif processes is None:
         processes = detect_allocation().cpus
     plan = make_plan(graph, spec.plan_kind, int(processes), mapping)
-    transports.check(spec.transport, opts)
+    if here:
+        transports.check(spec.transport, opts)
     job = Job(graph=graph, plan=plan, feeds=normalize_inputs(graph, inputs), mapping=spec, options=opts)
     check = getattr(engine, "check", None)  # what only this engine refuses (what it cannot pickle)
     if check is not None:

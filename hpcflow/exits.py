@@ -3,7 +3,7 @@
     ok           0   every item processed
     ok           3   the run finished, but items were skipped (on_error skip): see errors.jsonl
     failed       1   a PE failed (or hpcflow did), naming the PE and the item
-    interrupted  130 / 143   SIGINT / SIGTERM: sources stopped, in-flight work drained
+    interrupted  130 / 143   SIGINT / SIGTERM: stopped with a checkpoint (mpi: drained; simple: at once)
     stalled      1   no task finished for stall_timeout seconds
 
 Exit 3 for skipped items makes `hpcflow run ... && next-step` stop unless the caller

@@ -105,12 +105,26 @@ class GenericPE:
         """dispel4py's hook for what to do (and write) after the last input."""
 
     def write(self, name: str, data: Any) -> None:
-        """Emit `data` on output port `name` (any number of times per input)."""
+        """Emit `data` on output port `name` (any number of times per input).
+
+        A port the PE never declared is unconnected by definition: its items are collected
+        like any unconnected output's, as dispel4py's `simple` does (said once in the log)."""
         if name not in self.outputconnections:
-            raise UsageError(f"PE {self.name} wrote to unknown output port {name!r}")
+            self._undeclared_port(name)
         if self._emit is None:
             raise UsageError(f"PE {self.name} wrote outside a run")
         self._emit(name, data)
+
+    def _undeclared_port(self, name: str) -> None:
+        seen = self.__dict__.setdefault("_undeclared", set())
+        if name not in seen:
+            seen.add(name)
+            logging.getLogger(f"hpcflow.pe.{self.name}").info(
+                "PE %s wrote to output port %r, which it never declared: its items are collected as an "
+                "unconnected output",
+                self.name,
+                name,
+            )
 
     # -- dispel4py compatibility ----------------------------------------------
     @property

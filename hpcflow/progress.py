@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -54,13 +55,15 @@ class Snapshot:
     elapsed_s: float = 0.0
     workers_active: int = 0
     workers: int = 0
-    target: int | None = None  # the auto-scaler's target, on the *_auto_* mappings
+    target: int | None = None  # the auto-scaler's target (pool workers), on the *_auto_* mappings
+    pool_active: int | None = None  # the active pool workers the target counts, on the *_auto_* mappings
     skipped: int = 0  # items skipped under on_error=skip
     last_error: str | None = None
     pes: list[PEProgress] = field(default_factory=list)
     elastic: dict | None = None  # the run's own worker jobs under --elastic (batch/elastic.py)
     pinned_pids: dict[str, int] = field(default_factory=dict)  # "PE[instance]" -> process id, while running
     checkpoint: dict | None = None  # the newest checkpoint: generation, attempt
+    worker_hosts: dict[str, int] = field(default_factory=dict)  # host -> live workers there
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
     updated_at: float = field(default_factory=time.time)
@@ -100,10 +103,7 @@ def read_status(run_dir: Path) -> Snapshot | None:
 
 def describe(s: Snapshot, width: int = 100) -> list[str]:
     """The lines `hpcflow status` prints and a batch job's output file gets."""
-    head = f"{s.state} {s.workflow} on {s.mapping}: {s.elapsed_s:.1f} s, workers {s.workers_active}/{s.workers} active"
-    if s.target is not None:
-        head += f" (auto-scaler target {s.target})"
-    head += f", {s.skipped} skipped" if s.skipped else ", no errors"
+    head = f"{s.state} {s.workflow} on {s.mapping}: {s.elapsed_s:.1f} s, {workers_text(s)}{errors_text(s)}"
     eta = s.eta_s
     if eta is not None and s.state == "running":
         head += f", ETA {eta:.0f} s"
@@ -118,12 +118,34 @@ def describe(s: Snapshot, width: int = 100) -> list[str]:
             f"{e.get('pending', 0)} pending, {e.get('running', 0)} running, {e.get('jobs_cancelled', 0)} cancelled, "
             f"{e.get('jobs_failed', 0)} failed"
         )
+    if len(s.worker_hosts) > 1:
+        lines.append("  workers by host: " + ", ".join(f"{host} {n}" for host, n in s.worker_hosts.items()))
     if s.checkpoint:
         c = s.checkpoint
         lines.append(f"  checkpoint {c.get('generation')} (attempt {c.get('attempt')}): hpcflow resume goes on from it")
-    if s.last_error:
-        lines.append(f"  last error: {s.last_error}"[:width])
+    if s.last_error:  # an interruption's text is how it stopped (a checkpoint, how to go on), not an error
+        lines.append(f"  {'' if s.state == 'interrupted' else 'last error: '}{s.last_error}"[:width])
     return lines
+
+
+def errors_text(s: Snapshot) -> str:
+    """`, 3 skipped`, `, no errors`, or nothing for a failed run (its error is said apart)."""
+    if s.skipped:
+        return f", {s.skipped} skipped"
+    return "" if s.state in ("failed", "stalled") else ", no errors"
+
+
+def workers_text(s: Snapshot) -> str:
+    """`workers 3/4 active`; on an auto-scaled run the pool, which the target counts, apart
+    from the pinned instances (roots, stateful instances), which it does not."""
+    text = f"workers {s.workers_active}/{s.workers} active"
+    if s.target is not None and s.pool_active is not None:
+        text += (
+            f" ({s.pool_active} in the pool, auto-scaler target {s.target}; {s.workers_active - s.pool_active} pinned)"
+        )
+    elif s.target is not None:
+        text += f" (auto-scaler target {s.target})"
+    return text
 
 
 # -- what the coordinator records ------------------------------------------------------
@@ -143,6 +165,7 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
         workers_active=sum(1 for w in workers if w.active_since is not None),
         workers=len(workers),
         target=scaler.history[-1][1] if scaler is not None and scaler.history else None,
+        pool_active=(sum(1 for w in workers if w.pool and w.active_since is not None) if scaler is not None else None),
         skipped=len(errors),
         last_error=error_text(errors[-1]) if errors else None,
         pes=[PEProgress(pe, items.get(pe, 0), queued.get(pe, 0), 0.0, totals.get(pe)) for pe in coord.plan.order],
@@ -153,6 +176,7 @@ def from_coordinator(coord: Any, now: float) -> Snapshot:
             if not w.pool and (pid := coord.broker.pid(w.id)) is not None
         },
         checkpoint=coord.checkpointer.latest() if getattr(coord, "checkpointer", None) is not None else None,
+        worker_hosts=dict(sorted(Counter(w.host for w in workers).items())),
     )
 
 
@@ -311,10 +335,7 @@ class TerminalDisplay(Display):
                     position=len(self.bars) + 1,
                     leave=False,
                 )
-        head = f"{snap.state}: workers {snap.workers_active}/{snap.workers} active"
-        if snap.target is not None:
-            head += f", auto-scaler target {snap.target}"
-        head += f", {snap.skipped} skipped" if snap.skipped else ", no errors"
+        head = f"{snap.state}: {workers_text(snap)}{errors_text(snap)}"
         self.head.set_description_str(head, refresh=False)
         self.head.refresh()
         for p in snap.pes:

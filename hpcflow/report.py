@@ -1,10 +1,12 @@
-"""`hpcflow report RESULTS`: a sweep's plots, drawn from RESULTS/runs.jsonl into RESULTS/plots/.
+"""`hpcflow report RESULTS`: a sweep's plots, drawn from RESULTS/runs.jsonl into RESULTS/plots/
+(or, given a run directory, that run's report.html written again from its metrics.json).
 
 - `scaling-<params>.png`: runtime, process time and speed-up over `simple` against
   processes, one line per mapping (mean over the successful repeats, bars of one
   standard deviation; `simple`, one process, a dashed level; failed cells a red x;
   oversubscribed CPU counts starred): the paper's Figures 8, 11 and 12.
-- `report.html`: the ratio tables, these plots and the failed runs in one offline page.
+- `report.html`: the ratio tables, these plots, every cell with links to its runs'
+  report.html, and the failed runs in one offline page (`hpcflow sweep` writes it too).
 - `timeline-<mapping>-<params>.png`, for auto-scaled runs: active workers and queued
   tasks over time, with the auto-scaler's target (from the metrics' `timeline` and
   `autoscale_timeline`), one panel per CPU count: the paper's Figure 13.
@@ -22,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .htmlreport import write_sweep_report
+from .htmlreport import write_run_report, write_sweep_report
 from .sweep.ratios import cell_means
 from .sweep.runsfile import RunsFile
-from .sweep.spec import params_key, params_slug
+from .sweep.spec import params_key, params_slug, params_text
 
 PLOTS_DIR = "plots"
 DPI = 100  # small files: a sweep's plots are committed next to its tables
@@ -46,26 +48,47 @@ def load_pyplot():
     return plt
 
 
-def write_report(results: Path) -> list[Path]:
-    """Draw every plot of the sweep in `results`; the PNG files written."""
+def plots_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_report(results: Path, plots: bool = True) -> list[Path]:
+    """Draw every plot of the sweep in `results` (with `plots`) and write its report.html;
+    the files written. A run directory gets its report.html written again instead."""
     results = Path(results)
     if not results.is_dir():
-        raise UsageError(f"{results} is not a directory (give the output directory of `hpcflow sweep`)")
-    rows = RunsFile(results).rows()
+        raise UsageError(f"{results} is not a directory (give the output directory of `hpcflow sweep`, or a run's)")
+    runs = RunsFile(results)
+    if not runs.path.is_file() and (results / "metrics.json").is_file():
+        return [write_run_report(results)]
+    rows = runs.rows()
+    if not rows:
+        raise UsageError(
+            f"{results} has neither a sweep's runs.jsonl nor a run's metrics.json (run `hpcflow sweep` first)"
+        )
     ok = [row for row in rows if row.get("status") == "ok"]
-    if not ok:
-        raise UsageError(f"{results / 'runs.jsonl'} has no successful runs to plot (run `hpcflow sweep` first)")
-    plt = load_pyplot()
-    out = results / PLOTS_DIR
+    paths: list[Path] = []
+    if plots and ok:
+        paths = _draw(load_pyplot(), rows, ok, results / PLOTS_DIR)
+    note = (
+        None
+        if plots
+        else f"No plots: matplotlib is not installed (pip install -e '.[plot]', then hpcflow report {results})."
+    )
+    return [*paths, write_sweep_report(results, rows, paths, note)]
+
+
+def _draw(plt, rows: list[dict[str, Any]], ok: list[dict[str, Any]], out: Path) -> list[Path]:
     out.mkdir(exist_ok=True)
     shown = _varying(ok)
     mappings = list(dict.fromkeys(row["mapping"] for row in rows))  # the sweep's order, failed runs included
-    paths = []
-    for params in _param_sets(ok):
-        paths.append(_scaling_plot(plt, rows, mappings, params, shown, out))
+    paths = [_scaling_plot(plt, rows, mappings, params, shown, out) for params in _param_sets(ok)]
     for (mapping, _), group in _timelines(ok).items():
         paths.append(_timeline_plot(plt, group, mapping, group[0]["params"], shown, out))
-    paths.append(write_sweep_report(results, rows, paths))
     return paths
 
 
@@ -82,12 +105,8 @@ def _varying(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _title(rows: list[dict[str, Any]], params: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={_value(v)}" for k, v in params.items())
+    text = params_text(params)
     return f"{rows[0].get('workflow', '')}" + (f" ({text})" if text else "")
-
-
-def _value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _name(prefix: str, params: dict[str, Any], shown: list[str]) -> str:
@@ -178,27 +197,40 @@ def _timelines(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[st
 
 
 def _timeline_plot(plt, group, mapping: str, params: dict[str, Any], shown: list[str], out: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator  # matplotlib is there: plt came from load_pyplot()
+
     cols = min(3, len(group))
     nrows = math.ceil(len(group) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.2 * nrows), dpi=DPI, squeeze=False)
     for ax, row in zip(axes.flat, group, strict=False):  # more panels than runs: the rest is hidden
         t, active, queued = ([s[i] for s in row["timeline"]] for i in range(3))
         few = len(t) < FEW_SAMPLES  # a run of a second or less: show where the samples are
-        ax.step(t, active, where="post", label="active workers", marker="." if few else None)
+        marker = "." if few else None
+        pool = {round(s[0], 4): s[1] for s in row.get("pool_timeline") or []}
+        if pool:  # the target counts pool workers: the pinned instances are drawn apart
+            in_pool = [pool.get(round(x, 4), 0) for x in t]
+            ax.step(t, in_pool, where="post", label="pool workers (active)", marker=marker)
+            pinned = [a - p for a, p in zip(active, in_pool, strict=True)]
+            ax.step(t, pinned, where="post", label="pinned instances (active)", marker=marker)
+        else:
+            ax.step(t, active, where="post", label="active workers", marker=marker)
         targets = row["autoscale_timeline"]
-        ax.step([s[0] for s in targets], [s[1] for s in targets], where="post", linestyle="--", label="pool target")
+        label = "auto-scaler target (pool workers)"
+        ax.step([s[0] for s in targets], [s[1] for s in targets], where="post", linestyle="--", label=label)
         ax.set_xlabel("seconds")
         ax.set_ylabel("workers")
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # workers are counted, not measured
         ax.set_title(f"{row['cpus']} cpus (repeat {row['repeat']})" + (f", {len(t)} samples only" if few else ""))
         ax.grid(alpha=0.3)
         queue_ax = ax.twinx()
         queue_ax.plot(t, queued, color="grey", alpha=0.6, linewidth=1, label="queued tasks")
         queue_ax.set_ylabel("queued tasks")
         queue_ax.set_ylim(bottom=0)
+        queue_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         if ax is axes.flat[0]:  # one legend for all panels, below them, over no data
             handles = ax.get_legend_handles_labels()[0] + queue_ax.get_legend_handles_labels()[0]
-            fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+            fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     for ax in list(axes.flat)[len(group) :]:
         ax.set_visible(False)
     fig.suptitle(f"{mapping}: {_title(group, params)}")

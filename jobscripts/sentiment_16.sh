@@ -9,7 +9,8 @@
 #SBATCH --cpus-per-task=16
 #SBATCH --time=00:10:00
 #SBATCH --signal=B:TERM@60
-# --signal: SIGTERM 60 s before the walltime, so hpcflow drains and still writes its metrics.
+# --signal: SIGTERM 60 s before the walltime, so hpcflow writes a checkpoint and its metrics and
+# stops (exit 143); `hpcflow resume RUN_DIR` continues the run (`hpcflow submit --until-done` chains that).
 
 # sbatch passes the submitting shell's environment on, so an activated virtualenv is
 # used as is; otherwise load or activate it here, e.g. `source .venv/bin/activate`.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sentiment analysis on 16 CPUs for longer than one walltime: SLURM's early SIGTERM makes
+# Sentiment analysis on 16 CPUs for longer than one walltime: SLURM's early signal makes
 # hpcflow write a checkpoint, and the job requeues itself (same job id, same run directory)
 # until the run is finished, at most max_attempts times.
 #   sbatch jobscripts/sentiment_until_done.sh   (from the repository root; the job runs there)
@@ -11,11 +11,12 @@
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=16
 #SBATCH --time=01:00:00
-#SBATCH --signal=B:TERM@60
+#SBATCH --signal=B:USR1@60
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --output=sentiment-until-done-%j.out
-# --signal: SIGTERM to this shell 60 s before the walltime (SLURM may send it up to ~30 s earlier).
+# --signal: SIGUSR1 to this shell 60 s before the walltime (SLURM may send it up to ~30 s earlier),
+#   passed on to hpcflow as SIGTERM (a TERM from SLURM would be logged as CANCELLED in the output).
 # --requeue: the job may be put back in the queue; SLURM holds a requeued job for about
 #   two minutes (AuthInfo cred_expire) before it starts again.
 # --open-mode=append: every attempt writes to the same output file.
@@ -34,7 +35,7 @@ echo "attempt $attempt of $max_attempts: $*"
 
 # hpcflow in the background: bash runs a trap while it waits, not while a command runs in
 # the foreground, so SLURM's SIGTERM is passed on at once.
-trap 'kill -TERM "$launcher" 2>/dev/null' TERM
+trap 'kill -TERM "$launcher" 2>/dev/null' TERM USR1
 "$@" &
 launcher=$!
 while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || :; done
@@ -42,11 +43,13 @@ status=0
 wait "$launcher" || status=$?
 
 # 143: stopped by SIGTERM with a checkpoint. A scancel also sends SIGTERM: then the job
-# is no longer RUNNING, and it is not requeued.
+# is no longer RUNNING, and it is not requeued. A requeued attempt exits 0 (it stopped as
+# planned); any other keeps hpcflow's exit code, so a failure shows as FAILED.
 if [ "$status" -eq 143 ] && [ "$attempt" -lt "$max_attempts" ] &&
     scontrol show job -o "$SLURM_JOB_ID" | grep -q " JobState=RUNNING "; then
-    echo "attempt $attempt: stopped with a checkpoint; requeued"
+    echo "attempt $attempt: stopped with a checkpoint; requeued (a planned stop: this attempt exits 0)"
     scontrol requeue "$SLURM_JOB_ID"
+    status=0
 elif [ "$status" -eq 143 ]; then
     echo "attempt $attempt: stopped with a checkpoint; not requeued (cancelled or the last attempt): hpcflow resume $run_dir"
 else

@@ -45,6 +45,24 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
     )
 
 
+def python_without_mpiexec(where: Path) -> Path:
+    """A virtualenv's `python` in WHERE/venv/bin, with no mpiexec beside it, that sees this
+    interpreter's packages (through a .pth file naming its site-packages) and never the
+    machine's own Python's: a bare symlink to sys.executable would be the base interpreter,
+    whose packages are whatever the machine happens to have (none on a fresh one)."""
+    import site
+    import venv
+
+    root = where / "venv"
+    venv.create(root, with_pip=False, symlinks=True)
+    [target] = (root / "lib").glob("python*/site-packages")
+    dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    target.joinpath("hpcflow-test-parent.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs) + "\n"
+    )
+    return root / "bin" / "python"
+
+
 @pytest.fixture
 def cli(tmp_path):
     """`cli("run", ...)` runs the hpcflow command in a temporary directory."""

@@ -112,7 +112,7 @@ CASES = {  # name: (arguments, fragments of the one line: the problem, then the 
     "inputs a float": (["run", "pipeline", "--inputs", "2.5"], ["inputs must be an int or a dict", "got float"]),
     "inputs file not JSON": (["run", "pipeline", "--inputs", "inputs.json"], ["--inputs file is not JSON"]),
     "param without key": (["run", "pipeline", "-p", "=3"], ["parameter '=3' is not key=value"]),
-    "param out of range": (["run", "pipeline", "-p", "items=-5"], ["pipeline needs", "items >= 0"]),
+    "param out of range": (["run", "pipeline", "-p", "items=-5"], ["-p items=-5: items takes a whole number >= 0"]),
     "negative cpus": (["run", "pipeline", "--cpus", "-1"], ["processes must be at least 1, got -1"]),
     "start method": (["run", "pipeline", "--start-method", "threads"], ["'threads'", "use one of fork, spawn"]),
     "run dir in a file": (

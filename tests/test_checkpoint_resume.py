@@ -23,8 +23,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from wordcount_workflow import expected_outputs, outputs_of
+
+from hpcflow.attempts import UNFINISHED
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -218,6 +220,30 @@ def test_sigterm_twice_then_resume_equals_the_uninterrupted_run(run_dir, runs, m
     m = metrics(run_dir)
     assert m["status"] == "ok" and m["attempts"] == 3
     assert m["process_time_s"] > first["process_time_s"]  # totals over the attempts
+    assert_attempts_shown(run_dir, m, first["checkpoint_generation"])
+
+
+def assert_attempts_shown(run_dir: Path, m: dict, first_checkpoint: int) -> None:
+    """Every attempt is in metrics.json, `hpcflow status` and report.html, and the
+    timeline runs over all three on one axis."""
+    log = m["attempt_log"]
+    assert [a["attempt"] for a in log] == [1, 2, 3]
+    assert [a["status"] for a in log] == ["interrupted", "interrupted", "ok"]
+    assert [a["exit_code"] for a in log] == [143, 143, 0]
+    assert log[0]["resumed_from"] is None and log[1]["resumed_from"] == first_checkpoint == log[0]["checkpoint"]
+    assert log[2]["resumed_from"] == log[1]["checkpoint"] > first_checkpoint
+    assert log[0]["ended"].startswith(f"stopped by SIGTERM: checkpoint {first_checkpoint} written")
+    assert log[0]["start_s"] == 0 and all(a["start_s"] < a["end_s"] for a in log)
+    assert all(a["end_s"] <= b["start_s"] for a, b in zip(log, log[1:], strict=False))
+    times = [t for t, *_ in m["timeline"]]
+    assert times == sorted(times)
+    assert times[0] < log[0]["end_s"] and times[-1] > log[2]["start_s"]  # the first attempt's and the last's
+    shown = run_cli("status", str(run_dir)).stdout
+    assert "  3 attempts over " in shown, shown
+    assert f", from checkpoint {first_checkpoint}: stopped by SIGTERM: checkpoint " in shown, shown
+    assert shown.rstrip().endswith(f"from checkpoint {log[2]['resumed_from']}: finished"), shown
+    page = (run_dir / "report.html").read_text()
+    assert "<h2>Attempts (3)</h2>" in page and "between attempts" in page
 
 
 def test_launcher_sigkilled_after_a_checkpoint_resumes_exactly(run_dir, runs, mapping, uninterrupted):
@@ -231,6 +257,9 @@ def test_launcher_sigkilled_after_a_checkpoint_resumes_exactly(run_dir, runs, ma
     assert_exact(run_dir, uninterrupted(runs, mapping))
     m = metrics(run_dir)
     assert m["status"] == "ok" and m["attempts"] == 2
+    killed, resumed = m["attempt_log"]
+    assert killed["status"] == "lost" and killed["ended"] == UNFINISHED and killed["end_s"] is None
+    assert resumed["status"] == "ok" and resumed["resumed_from"] >= 1
 
 
 @pytest.mark.parametrize(

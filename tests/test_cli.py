@@ -156,7 +156,7 @@ def test_bare_run_without_a_configured_workflow_shows_the_usage(in_process, tmp_
         (["run", "pipeline", "-m", "warp"], "unknown mapping 'warp'; choose one of: simple"),
         (["run", "pipeline", "-p", "items"], "parameter 'items' is not key=value"),
         (["run", "pipeline", "-p", "colour=red"], "workflow pipeline has no parameter 'colour'"),
-        (["run", "pipeline", "-p", "items=many"], "workflow pipeline: build() failed: TypeError"),
+        (["run", "pipeline", "-p", "items=many"], "-p items=many: items takes a whole number >= 0"),
         (["run", "pipeline", "--inputs", "{oops"], "--inputs is neither JSON nor a JSON file"),
         (["run", "pipeline", "--inputs", "[1, 2]"], "inputs must be an int or a dict"),
         (["run", "pipeline", "--inputs", '{"Sauce": 3}'], "no PE named 'Sauce'"),

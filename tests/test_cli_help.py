@@ -4,10 +4,13 @@ workflow cannot take refused as bad input before anything runs."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from hpcflow.mappings import MAPPINGS
 from hpcflow.workflows import BUILTINS
+from hpcflow.workflows.params import defaults
 
 
 def test_help_lists_every_command_with_its_summary_whole(in_process):
@@ -30,21 +33,59 @@ def test_workflows_lists_the_built_ins_with_their_parameters(in_process):
     assert code == 0
     names = [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")]
     assert names == list(BUILTINS)
-    assert "    latency        default: 0.0" in out and "    items          default: 1000" in out
-    assert "    scale          default: none" in out  # galaxy's scale has no default
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("    ")}
+    # each parameter: its default (from build()), what it takes and what it means (PARAMS)
+    assert rows["latency"].split(None, 2)[1:] == [
+        "0.0",
+        "a number of seconds >= 0           each stage sleeps this per item",
+    ]
+    assert "1000       a whole number >= 0" in rows["items"]
+    assert rows["scale"].split(None, 2)[1] == "-"  # galaxy's scale has no default
+    assert "one of synthetic, obspy-examples" in rows["source"]
     assert "run_dir" not in out  # given by hpcflow, not by the user
 
 
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_every_built_in_parameter_is_declared(name):
+    module = importlib.import_module(BUILTINS[name])
+    assert set(module.PARAMS) == set(defaults(module.build))
+
+
 @pytest.mark.parametrize(
-    "param,message",
+    "workflow,param,message",
     [
-        ("latency=-1", "pipeline needs latency >= 0, got -1"),
-        ("cpu=-0.5", "pipeline needs cpu >= 0, got -0.5"),
-        ("items=abc", "workflow pipeline: build() failed: TypeError"),
+        ("pipeline", "latency=fast", "-p latency=fast: latency takes a number of seconds >= 0"),
+        ("pipeline", "items=1.5", "-p items=1.5: items takes a whole number >= 0"),
+        ("pipeline", "latency_dist=gamma", "-p latency_dist=gamma: latency_dist takes one of fixed, beta"),
+        ("pipeline", "stateful=3", "-p stateful=3: stateful takes true or false"),
+        ("galaxy", "scale=0", "-p scale=0: scale takes a whole number >= 1"),
+        ("seismic", "source=x", "-p source=x: source takes one of synthetic, obspy-examples"),
+        ("sentiment", "latency=-1", "-p latency=-1: latency takes a number of seconds >= 0"),
     ],
 )
-def test_a_parameter_the_workflow_cannot_take_is_bad_input(in_process, tmp_path, param, message):
-    code, out, err = in_process("run", "pipeline", "-p", param)
-    assert code == 2 and out == ""
-    assert err.startswith("hpcflow: error: ") and message in err and err.count("\n") == 1
-    assert not list(tmp_path.glob("runs/*"))  # refused before the run: no run directory
+def test_a_wrong_value_names_the_parameter_and_what_it_takes(in_process, tmp_path, workflow, param, message):
+    code, out, err = in_process("run", workflow, "-p", param)
+    assert (code, out, err) == (2, "", f"hpcflow: error: {message}\n")
+    assert not list(tmp_path.glob("runs/*"))
+
+
+def test_a_users_workflow_may_declare_its_parameters_or_not(in_process, tmp_path):
+    body = (
+        "from hpcflow import WorkflowGraph\n"
+        "from tests.dispel4py_corpus.pes import Identity, NumberProducer\n"
+        "def build(n=3):\n"
+        "    graph = WorkflowGraph()\n"
+        "    graph.connect(NumberProducer(), 'output', Identity(), 'input')\n"
+        "    return graph, n + 1\n"
+    )
+    (tmp_path / "bare.py").write_text(body)
+    (tmp_path / "declared.py").write_text(
+        "from hpcflow.workflows.params import Param\n" + body + "PARAMS = {'n': Param(int, 'inputs', least=1)}\n"
+    )
+    assert in_process("run", "declared.py", "-p", "n=x") == (
+        2,
+        "",
+        "hpcflow: error: -p n=x: n takes a whole number >= 1\n",
+    )
+    code, _, err = in_process("run", "bare.py", "-p", "n=x")  # as before: build()'s own error, named
+    assert code == 2 and err.startswith("hpcflow: error: workflow bare: build() failed: TypeError")

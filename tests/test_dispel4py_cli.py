@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpcflow.cli.dispel4py import translate
+from hpcflow.cli.runend import duration
 from tests.conftest import ROOT, main_caller, require
 
 CORPUS = ROOT / "tests" / "dispel4py_corpus"
@@ -35,7 +36,7 @@ def rows(run_dir: Path) -> Counter:
 
 def test_dispel4py_flags_become_an_hpcflow_run():
     assert translate(["simple", "mod.py", "-i", "10"]) == [
-        *("run", "mod.py", "--mapping", "simple", "--oversubscribe", "--inputs", "10"),
+        *("run", "mod.py", "--mapping", "simple", "--oversubscribe", "--print-results", "--inputs", "10"),
     ]
     assert translate(["multi", "pkg.mod", "-n", "4", "-a", "g", "-d", '{"P": 3}', "-s"]) == [
         *("run", "pkg.mod:g", "--mapping", "multi", "--oversubscribe", "--cpus", "4", "--inputs", '{"P": 3}'),
@@ -53,6 +54,27 @@ def test_simple_with_iterations_runs_the_composite_chain(d4py, tmp_path):
     assert rows(tmp_path / "r") == Counter(
         ("PE_subtract", "output", json.dumps((i + 2) * 2 - 1.0)) for i in range(1, 5)
     )
+
+
+def test_simple_prints_inputs_and_outputs_as_dispel4py_does(d4py, tmp_path):
+    """dispel4py's simple prints `Inputs: {id: data}` and `Outputs: {id: {port: [items]}}`
+    on stdout; the run directory stays stdout's last line, and the time is not `0.000 s`."""
+    code, out, err = d4py("simple", str(CORPUS / "pipeline.py"), "-i", "3", "--run-dir", "r")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "Inputs: {'NumberProducer': 3}",
+        "Outputs: {'Identity1': {'output': [1, 2, 3]}}",
+        str(tmp_path / "r"),
+    ]
+    done = next(line for line in err.splitlines() if line.startswith("hpcflow: done in"))
+    assert "0.000 s" not in done
+
+
+@pytest.mark.parametrize(
+    "seconds,text", [(12.3456, "12.346 s"), (0.1, "0.100 s"), (0.0123, "12.3 ms"), (0.0000412, "0.0412 ms")]
+)
+def test_a_duration_keeps_its_digits_under_a_tenth_of_a_second(seconds, text):
+    assert duration(seconds) == text
 
 
 def test_multi_with_processes_and_data_runs_the_word_count(d4py, tmp_path):

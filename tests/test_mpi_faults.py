@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from hpcflow.mpirun import find_mpiexec
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, python_without_mpiexec, require
 from tests.test_mpi_launch import STATEFUL, outputs, simple_outputs
 from tests.test_slurm_integration import FINISHED, job_field, slurm_running, submitted, wait_for_state
 
@@ -235,9 +235,8 @@ def test_the_walltime_signal_drains_a_submitted_mpi_job(tmp_path, cli, srun):
 
 def test_submit_mpi_without_a_launcher_is_refused_before_the_queue(tmp_path, srun):
     """A Python with no mpiexec beside it and none on PATH: exit 2, one line, no job."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
+    python = python_without_mpiexec(tmp_path)  # a virtualenv's Python with no mpiexec beside it
+    bin_dir = python.parent
     sbatch = str(Path(shutil.which("sbatch")).parent)
     require(shutil.which("mpiexec", path=sbatch) is None, "a PATH with sbatch and no mpiexec")
     no_mpiexec = dict(env(), PATH=f"{bin_dir}{os.pathsep}{sbatch}")

@@ -14,7 +14,7 @@ import pytest
 
 from hpcflow import run
 from hpcflow.workflows import pipeline
-from tests.conftest import ROOT, require
+from tests.conftest import ROOT, python_without_mpiexec, require
 
 STATEFUL = ["-p", "stateful=true", "-p", "stages=2", "-p", "items=300"]  # 6 instances: 1 + 2 + 2 (group-by) + 1
 
@@ -105,9 +105,8 @@ def test_a_failing_pe_exits_1_on_every_rank(tmp_path, mpiexec):
 
 
 def test_no_mpiexec_beside_python_or_on_path_is_one_line_and_exit_2(tmp_path):
-    bin_dir = tmp_path / "bin"  # a Python with no mpiexec beside it
-    bin_dir.mkdir()
-    (bin_dir / "python").symlink_to(sys.executable)
+    python = python_without_mpiexec(tmp_path)  # a virtualenv's Python with no mpiexec beside it
+    bin_dir = python.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "PMIX_", "OMPI_", "SLURM_"))}
     env.update(PYTHONPATH=str(ROOT), PATH=str(bin_dir), HPCFLOW_OVERSUBSCRIBE="1")
     cmd = [str(bin_dir / "python"), "-m", "hpcflow", "run", "pipeline", "--mapping", "mpi", "--cpus", "4"]

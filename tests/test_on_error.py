@@ -219,3 +219,22 @@ def test_retry_then_skip_on_a_parallel_mapping_records_each_item_once(mapping):
         (f"{{'input': {x}}}", 3) for x in range(1, 31, 2)
     )
     assert result.metrics.errors == 15 and result.metrics.status == "ok"
+
+
+class FailsAt(IterativePE):
+    def _process(self, data):
+        if data == 10:
+            raise ValueError("bad item 10")
+        return data
+
+
+@pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi", "hybrid_multi"])
+def test_the_item_a_run_failed_on_is_counted_with_those_before_it(mapping):
+    """One instance of each PE (2 processes): items reach FailsAt in order, so it ran items
+    1 to 10, the failed one included, whatever batch they came in."""
+    numbers = Numbers()
+    graph = WorkflowGraph()
+    graph.connect(numbers, "output", FailsAt(), "input")
+    with pytest.raises(PEError, match="bad item 10") as info:
+        run(graph, {numbers: 30}, mapping, 2)
+    assert info.value.result.metrics.items["FailsAt"] == 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hpcflow import (
@@ -211,13 +213,13 @@ class ReturnsTypo(IterativePE):
 
 
 @pytest.mark.parametrize("pe_class", [WritesTypo, ReturnsTypo])
-def test_writing_to_an_unknown_port_is_a_pe_error_naming_the_pe(pe_class):
+def test_writing_to_an_undeclared_port_makes_it_an_output_as_in_dispel4py(pe_class, caplog):
     graph = WorkflowGraph()
     graph.connect(Counter(), "output", pe_class(), "input")
-    with pytest.raises(PEError) as info:
-        run(graph, inputs=1)
-    assert info.value.pe == pe_class.__name__
-    assert f"PE {pe_class.__name__} wrote to unknown output port 'outptu'" in str(info.value)
+    with caplog.at_level(logging.INFO, logger=f"hpcflow.pe.{pe_class.__name__}"):
+        result = run(graph, inputs=2)
+    assert result.outputs[pe_class.__name__] == {"output": [], "outptu": [1, 2]}
+    assert f"PE {pe_class.__name__} wrote to output port 'outptu', which it never declared" in caplog.text
 
 
 def test_process_returning_a_non_dict_is_a_pe_error_that_says_what_to_return():

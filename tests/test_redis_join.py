@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +100,7 @@ def test_joined_workers_share_the_work(redis_server, run_key):
     assert by_parent[joiner.pid] > 0, "the joined workers did no work"
     m = result.metrics
     assert m.workers_joined == 2 and m.workers_started == 2 + 2
+    assert m.worker_hosts == {socket.gethostname(): 2 + 2}  # on 3 hosts: tests/test_multinode_slurm.py
     assert m.process_time_s > 0 and m.cpu_time_s > 0
 
 

@@ -78,8 +78,36 @@ def test_without_matplotlib_report_names_the_extra(in_process, results, monkeypa
     )
 
 
-def test_nothing_to_plot_is_a_usage_error(tmp_path):
+def test_nothing_to_report_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="is not a directory"):
         write_report(tmp_path / "nope")
-    with pytest.raises(UsageError, match="has no successful runs to plot"):
+    with pytest.raises(UsageError, match="has neither a sweep's runs.jsonl nor a run's metrics.json"):
         write_report(tmp_path)
+
+
+def test_a_sweep_whose_runs_all_failed_gets_a_page_of_its_failures_and_no_plots(tmp_path):
+    failed = row("multi", 2, 0, 0, 0, status="failed")
+    failed["error"] = "needs at least 16 processes"
+    (tmp_path / "runs.jsonl").write_text(json.dumps(failed) + "\n")
+    (page,) = write_report(tmp_path)
+    text = page.read_text()
+    assert "needs at least 16 processes" in text and "scale=1, heavy=true" in text
+    assert not (tmp_path / "plots").exists()
+
+
+def test_without_plots_the_page_says_how_to_draw_them(results):
+    (page,) = write_report(results, plots=False)
+    assert f"pip install -e &#x27;.[plot]&#x27;, then hpcflow report {results}" in page.read_text()
+    assert not (results / "plots").exists()
+
+
+def test_report_on_a_run_directory_writes_its_report_again(in_process, tmp_path):
+    run_dir = tmp_path / "run"
+    code, _, err = in_process("run", "pipeline", "-p", "items=5", "-m", "simple", "--run-dir", str(run_dir), "-q")
+    assert code == 0, err
+    (run_dir / "report.html").unlink()
+    code, out, err = in_process("report", str(run_dir))
+    assert code == 0, err
+    assert out.splitlines() == [str(run_dir / "report.html")]
+    text = (run_dir / "report.html").read_text()
+    assert "pipeline on simple" in text and "items=5" in text  # params as key=value, not JSON

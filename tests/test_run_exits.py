@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from hpcflow.progress import Monitor, PEProgress, Snapshot, read_status, write_status
+from hpcflow.progress import Monitor, PEProgress, Snapshot, describe, read_status, write_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,10 +86,10 @@ def test_status_follows_a_running_run_and_its_end(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     after = run_cli("status", str(run_dir)).stdout.splitlines()
     assert after[0].startswith("interrupted pipeline on dyn_multi: ")
-    assert after[-1].startswith("  last error: stopped by SIGTERM: checkpoint ") and "hpcflow resume" in after[-1]
+    assert after[-1].startswith("  stopped by SIGTERM: checkpoint ") and "hpcflow resume" in after[-1]
     assert after[-2].startswith("  checkpoint ")  # what `hpcflow resume` would go on from
     m = metrics_of(run_dir)
-    assert m["status"] == "interrupted" and m["error"].startswith(after[-1].removeprefix("  last error: "))
+    assert m["status"] == "interrupted" and m["error"].startswith(after[-1].strip())
 
 
 def test_status_of_a_killed_run_says_its_process_is_gone(tmp_path):
@@ -116,7 +118,7 @@ def test_ctrl_c_on_simple_stops_at_once_and_still_writes_the_run_directory(tmp_p
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert err.splitlines()[-1].startswith("hpcflow: error: stopped by SIGINT: simple stops at once")
+    assert err.splitlines()[-1].startswith("hpcflow: stopped by SIGINT: simple stops at once")  # a stop, not an error
     assert out == ""  # stdout names the directory of a run that finished, on stderr otherwise
     assert f"hpcflow: run directory {run_dir}" in err
     m = metrics_of(run_dir)
@@ -183,3 +185,53 @@ def test_the_eta_covers_feeding_the_roots_and_draining_the_queues():
     assert draining.eta_s == 2.0  # the roots are done: 8 queued at 4 a second
     unknown = Snapshot(state="running", pes=[PEProgress("A", 5, 0, 1.0), PEProgress("B", 5, 0, 1.0)])
     assert unknown.eta_s is None  # no input size: no ETA
+
+
+def test_status_lines_say_nothing_false():
+    """A failed run is not said to have `no errors`; an auto-scaled run's target is set
+    beside the pool workers it counts, apart from the pinned instances."""
+    failed = Snapshot(state="failed", workflow="w", mapping="dyn_multi", last_error="PE X failed on item 10: E")
+    assert "no errors" not in describe(failed)[0] and describe(failed)[-1] == "  last error: PE X failed on item 10: E"
+    auto = Snapshot(state="running", workflow="w", mapping="hybrid_auto_multi", workers_active=9, workers=12)
+    auto.target, auto.pool_active = 3, 3
+    assert "workers 9/12 active (3 in the pool, auto-scaler target 3; 6 pinned), no errors" in describe(auto)[0]
+
+
+def read_pty(fd: int, until: float) -> str:
+    """What a program wrote to the terminal `fd` up to the monotonic time `until`."""
+    out = b""
+    while time.monotonic() < until:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:  # the program ended and closed its side
+                break
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_status_watch_redraws_in_place_on_a_terminal_and_appends_otherwise(tmp_path, tty):
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, "-m", "dyn_multi", "-n", "2", "--oversubscribe", "-q")
+    wait_for_items(run_dir, proc)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120", LINES="40")
+    cmd = [sys.executable, "-m", "hpcflow", "status", str(run_dir), "--watch", "--interval", "0.3"]
+    main, side = pty.openpty() if tty else os.pipe()
+    watcher = subprocess.Popen(cmd, env=env, stdout=side, stderr=subprocess.STDOUT)
+    os.close(side)
+    try:
+        shown = read_pty(main, time.monotonic() + 4)
+    finally:
+        watcher.kill()
+        watcher.wait()
+        os.close(main)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    blocks = shown.count("running pipeline on dyn_multi: ")
+    assert blocks >= 2, shown
+    if tty:  # each later block moves up over the lines of the one before and clears them
+        block = shown.split("\x1b[J")[1]
+        assert shown.count(f"\x1b[{block.count(chr(10))}F\x1b[J") == blocks - 1, shown
+    else:
+        assert "\x1b[" not in shown and "\n\nrunning pipeline on dyn_multi: " in shown

@@ -74,7 +74,7 @@ def test_submit_pipeline_on_simple_completes_with_metrics_and_outputs(slurm, cli
     assert len((run / "outputs.jsonl").read_text().splitlines()) == 50
     assert (run / "job.out").read_text().strip().splitlines()[-1] == str(run)
     status = cli("status", run_dir).stdout.splitlines()  # the scheduler asked once: the job is over
-    assert status[0] == f"slurm job {job_id}: no longer listed (over)"
+    assert status[0] == f"slurm job {job_id}: COMPLETED, exit code 0:0"  # (sacct, or scontrol for a while)
     assert status[1].startswith("ok pipeline on simple: ")
 
 
@@ -249,21 +249,44 @@ def test_until_done_job_outlives_its_walltime_through_further_attempts_with_the_
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "20")
     first, run_dir = submitted(cli("submit", "pipeline", "--mapping", "hybrid_multi", *work, *until_done))
     run = tmp_path / run_dir
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    watch = [sys.executable, "-m", "hpcflow", "status", str(run), "--watch", "--interval", "1"]
+    watcher = subprocess.Popen(watch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         job_ids = attempts_of(run, first, timeout=900)
+        watched, _ = watcher.communicate(timeout=120)  # `status --watch` follows every attempt to the end
     finally:
         subprocess.run(["scancel", (run / "job_id").read_text().split()[1]], timeout=60)
+        watcher.kill()
+    assert watcher.returncode == 0, watched
+    blocks = watched.split("\n\n")
+    assert f"slurm job {job_ids[1]}: " in watched and blocks[-1].splitlines()[1].startswith(
+        "ok pipeline on hybrid_multi"
+    )
     log = (run / "job.out").read_text()
     assert len(job_ids) > 1, log
     assert job_field(job_ids[-1], "JobState") == "COMPLETED", log
     assert f"attempt {len(job_ids)} of 20: the run is finished (exit 0)" in log
     stopped = [job_field(job_id, "ExitCode") for job_id in job_ids[:-1]]
-    assert stopped == [f"{128 + 15}:0"] * len(stopped), log  # each stopped by SIGTERM with a checkpoint
+    assert stopped == ["0:0"] * len(stopped), log  # each stopped by SIGTERM with a checkpoint, as planned
+    assert [job_field(job_id, "JobState") for job_id in job_ids] == ["COMPLETED"] * len(job_ids), log
     assert log.count("stopped with a checkpoint; attempt ") == len(stopped)
+    assert "CANCELLED" not in log  # slurmstepd writes that for a TERM; the early warning is USR1
+    assert log.count("a planned stop: this job ends with exit 0 (hpcflow exited 143 after the checkpoint)") == len(
+        stopped
+    )
     expected = (tmp_path / "reference" / "outputs.jsonl").read_text().splitlines()
     assert sorted((run / "outputs.jsonl").read_text().splitlines()) == sorted(expected)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["attempts"] == len(job_ids)
+    attempts = metrics["attempt_log"]  # each attempt with its job, the checkpoint it went on from, one timeline
+    assert [a["job_id"] for a in attempts] == job_ids, attempts
+    assert [a["status"] for a in attempts] == ["interrupted"] * len(stopped) + ["ok"], attempts
+    assert all(b["resumed_from"] == a["checkpoint"] for a, b in zip(attempts, attempts[1:], strict=False)), attempts
+    assert metrics["timeline"][-1][0] > attempts[-1]["start_s"] > attempts[0]["end_s"]
+    shown = cli("status", str(run)).stdout
+    assert f"  {len(job_ids)} attempts over " in shown and f" job {job_ids[0]}: stopped by SIGTERM" in shown, shown
+    assert f"<h2>Attempts ({len(job_ids)})</h2>" in (run / "report.html").read_text()
     if slurm_accounting():  # else `scontrol show job` above is the scheduler's record of the attempts
         listed = subprocess.run(
             ["sacct", "-n", "-X", "-P", "--format=JobID,State", "-j", ",".join(job_ids)],
@@ -272,4 +295,4 @@ def test_until_done_job_outlives_its_walltime_through_further_attempts_with_the_
             timeout=60,
         )
         rows = [line.split("|") for line in listed.stdout.splitlines()]
-        assert [job_id for job_id, _ in rows] == job_ids and rows[-1][1] == "COMPLETED", listed.stdout
+        assert rows == [[job_id, "COMPLETED"] for job_id in job_ids], listed.stdout  # planned stops too

@@ -177,7 +177,7 @@ BASE = ("--dry-run", "--scheduler", "slurm")
         (("pipeline", "--cpus", "4", "--mapping", "simple", "-p", "items", *BASE), ["not key=value"]),
         (("pipeline", "--mapping", "simple", *BASE), ["needs --mapping and --cpus"]),
         (("pipeline", "--cpus", "4", *BASE), ["needs --mapping and --cpus"]),
-        (("pipeline", "--cpus", "0", "--mapping", "simple", *BASE), ["at least 1 CPU"]),
+        (("pipeline", "--cpus", "0", "--mapping", "simple", *BASE), ["must be at least 1, got 0"]),
         (("pipeline", "--cpus", "64", "--nodes", "2", "--mapping", "simple", *BASE), ["needs a *_redis mapping"]),
         (("pipeline", "--cpus", "4", "--mapping", "simple", "--walltime", "2h", *BASE), ["not HH:MM:SS"]),
         (("pipeline", "--cpus", "4", "--mapping", "simple", "--mem", "much", *BASE), ["not a size"]),

@@ -89,7 +89,11 @@ def test_a_sweep_records_every_cell_and_writes_the_tables(in_process, tmp_path):
     assert lines[0] == "hpcflow sweep: [1/6] simple, 2 cpus, seed=0, repeat 0 (0.0 s elapsed, ETA unknown)"
     assert "ETA" in lines[2] and "ETA unknown" not in lines[2]
     assert "hpcflow sweep:   failed: mapping multi needs at least 3 processes" in err
-    assert lines[-1] == "hpcflow sweep: 6 runs, 2 failed; tables in results/tiny/summary.md"
+    assert (
+        lines[-1]
+        == "hpcflow sweep: 6 runs, 2 failed; tables in results/tiny/summary.md; report results/tiny/report.html"
+    )
+    assert "seed=0" in (results / "report.html").read_text()
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(in_process, tmp_path):

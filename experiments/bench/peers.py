@@ -1,7 +1,7 @@
 """hpcflow beside the systems a user would pick instead, on the same four workloads.
 
     python experiments/bench/peers.py [--quick] [--repeats 3] [--workloads tiny,latency,bursty,stateful]
-        [--systems pool-c1,dask,hpcflow,...] [--items N] [--output experiments/results/peers]
+        [--systems pool-c1,dask,hpcflow,...] [--items N] [--output results/peers]
 
 Workloads (`peer_workloads.py`): tiny no-op tasks (3 stages, 20 000 items, 8
 processes; 2 000 with --quick); latency-bound (2 stages, 300 items, Beta(2,5) sleeps of
@@ -249,7 +249,7 @@ def main() -> None:
     ap.add_argument("--systems", help="comma-separated subset (default: all of each workload's)")
     ap.add_argument("--items", type=int, help="every workload with this many items (a smoke run)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take")
-    ap.add_argument("--output", default=str(ROOT / "experiments" / "results" / "peers"))
+    ap.add_argument("--output", default="results/peers")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

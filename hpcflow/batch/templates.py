@@ -1,7 +1,7 @@
 """Job-script templates: a JobSpec as a SLURM or a PBS Pro script.
 
 Both scripts end by `exec`-ing the launcher, so hpcflow *is* the batch shell and the
-scheduler's SIGTERM before the walltime reaches it directly (the engine drains on it).
+scheduler's SIGTERM before the walltime reaches it directly (hpcflow writes a checkpoint and stops).
 SLURM is asked for that signal `WARNING_S` seconds early; PBS has no such request.
 An --until-done job instead ends with the attempt logic of `untildone`, which passes
 the signal on and submits the script again while the run is unfinished.
@@ -14,7 +14,7 @@ import shlex
 from .jobspec import JobSpec
 from .untildone import Resubmission, attempt_lines
 
-WARNING_S = 60  # SIGTERM this long before the walltime: time to drain and write metrics
+WARNING_S = 60  # SIGTERM this long before the walltime: time to write a checkpoint and the metrics
 SLURM_SCRIPT, PBS_SCRIPT = "job.sh", "job.pbs"  # the scripts' names in the run directory
 
 
@@ -32,9 +32,13 @@ def render_slurm(job: JobSpec) -> str:
         *_given("--mem={}", mem),
         f"--output={job.run_dir / 'job.out'}",
         *(["--open-mode=append"] if job.resume_command else []),  # every attempt's lines in one job.out
-        f"--signal=B:TERM@{warning_s(job)}",
+        f"--signal=B:{warning_signal(job)}@{warning_s(job)}",
     ]
-    note = f"# --signal: SLURM sends SIGTERM to the batch shell {warning_s(job)} s before the walltime."
+    note = (
+        f"# --signal: SLURM sends SIG{warning_signal(job)} to the batch shell {warning_s(job)} s before the walltime."
+    )
+    if job.resume_command:
+        note += "\n# (USR1, not TERM: slurmstepd logs a TERM as the job CANCELLED; the shell passes it on as a TERM.)"
     again = Resubmission(
         "slurm",
         f'sbatch --parsable --dependency=afterany:"$SLURM_JOB_ID" {shlex.quote(str(job.run_dir / SLURM_SCRIPT))}',
@@ -89,6 +93,14 @@ def render_pbs(job: JobSpec) -> str:
 def _given(form: str, value: str | None) -> list[str]:
     """The directive for an optional setting, or none: the scheduler's default applies."""
     return [] if value is None else [form.format(value)]
+
+
+def warning_signal(job: JobSpec) -> str:
+    """The early signal SLURM is asked for. The scripts that `exec` hpcflow take SIGTERM,
+    which hpcflow handles. An --until-done script traps the signal and passes a SIGTERM on
+    to hpcflow: it asks for USR1, as slurmstepd writes `*** JOB n CANCELLED ***` into
+    job.out for every TERM it delivers, and a planned stop is no cancellation."""
+    return "USR1" if job.resume_command else "TERM"
 
 
 def warning_s(job: JobSpec) -> int:

@@ -5,13 +5,17 @@ workflow (`hpcflow run --run-dir D`); once `D/checkpoint/run.json` exists, an at
 resumes it (`hpcflow resume D`). Stopped by the scheduler's SIGTERM, hpcflow writes a
 checkpoint and exits 143; the job then submits its own script again, to start when this
 job has ended (a dependency, so both schedulers do it the same way and no requeue delay
-applies), until the run is finished or `max_attempts` jobs have run. A counter file in D,
+applies), until the run is finished or `max_attempts` jobs have run. An attempt that
+stopped so and handed on to the next one ends with exit 0: it did what was planned, and
+`sacct` shows it COMPLETED; a failure, a cancellation, the last attempt allowed, or a
+next attempt that could not be submitted keeps hpcflow's exit code (FAILED). A counter file in D,
 not the scheduler, counts the attempts: each one is a new job.
 
 hpcflow runs in the background and this shell `wait`s for it: bash runs a trap only
 between commands, and an interrupted `wait` is the one place where that is at once, so
-the SIGTERM, which SLURM's `--signal=B:...` sends to the batch shell alone, is passed on
-without delay. (The scripts without --until-done `exec` hpcflow instead.)
+the early signal, which SLURM's `--signal=B:USR1@...` sends to the batch shell alone, is
+passed on as a SIGTERM without delay (a TERM, PBS's or a user's, too). (The scripts
+without --until-done `exec` hpcflow instead.)
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
         f"    set -- {shlex.join(job.run_command)}",
         "fi",
         'say "$*"',
-        "trap 'kill -TERM \"$launcher\" 2>/dev/null' TERM",
+        "trap 'kill -TERM \"$launcher\" 2>/dev/null' TERM USR1  # SLURM's early warning is USR1 (templates.py)",
         '"$@" &',
         "launcher=$!",
         'while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || :; done',
@@ -77,6 +81,8 @@ def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
         f"    elif next=$({again.command}); then",
         f'        echo "{again.scheduler} ${{next%%;*}}" >"$run_dir/{JOB_ID_FILE}"',
         '        say "stopped with a checkpoint; attempt $((attempt + 1)) is job ${next%%;*}"',
+        '        say "a planned stop: this job ends with exit 0 (hpcflow exited $status after the checkpoint)"',
+        "        status=0",
         "    else",
         f'        say "stopped with a checkpoint, but the next attempt could not be submitted; {resume}"',
         "    fi",

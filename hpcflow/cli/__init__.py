@@ -3,7 +3,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
 
     run       hpcflow run: one run in this allocation
     runend    how a run ends: metrics.json, status and exit code, the last lines
-    status    hpcflow status: how a run goes, from its status.json
+    status    hpcflow status: how a run goes, from its status.json, its attempts and its job
     workflows hpcflow workflows: the built-ins and their parameters
     submit    hpcflow submit: a run as a batch job
     sweep     hpcflow sweep and report: an experiment, and its plots
@@ -11,6 +11,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
     info      hpcflow info and mappings: this machine, this hpcflow
     flags     the flags run and submit share, and the settings they come to
     params    -p, --inputs and --cpus, from text to checked values
+    prepare   the checks and the plan that run and submit share
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 
 from .. import __version__
 from ..errors import HpcflowError, UsageError
+from ..exits import end_state
 from ..mpirun import launcher_rank
 from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
@@ -103,8 +105,9 @@ def _main(argv: list[str] | None) -> None:
     except HpcflowError as exc:
         if debug:  # a PE's own traceback says more than where hpcflow re-raised it
             print(getattr(exc, "tb", "") or traceback.format_exc(), end="", file=sys.stderr)
-        if say:
-            click.echo(f"hpcflow: error: {_one_line(exc)}", err=True)
+        if say:  # a stop the user or the batch system asked for is said as what happened, not as an error
+            kind = "" if end_state(exc)[0] == "interrupted" else "error: "
+            click.echo(f"hpcflow: {kind}{_one_line(exc)}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # a bug in hpcflow or in workflow code outside a PE
         if debug:

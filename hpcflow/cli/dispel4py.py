@@ -11,7 +11,8 @@ MODULE (a module name or a .py file), `-a` the graph attribute, `-f` a JSON file
 inputs, `-d` inputs as JSON, `-i` iterations of every root (1), `-n` processes, `-s`
 (dispel4py's partitioned "simple" mode: accepted, with no effect, since every hpcflow
 mapping gives the same outputs). The run is an `hpcflow run` (same run directory,
-metrics and outputs.jsonl); any other flag is passed on to it (`--run-dir`, `-q`,
+metrics and outputs.jsonl; the `simple` target also prints `Inputs:` and `Outputs:` on
+stdout, as dispel4py's does); any other flag is passed on to it (`--run-dir`, `-q`,
 `--autoscale`...). Processes are not checked against the allocation, as dispel4py does not.
 """
 
@@ -61,6 +62,8 @@ def translate(argv: list[str]) -> list[str]:
     mapping = TARGETS.get(args.target, args.target)
     workflow = f"{args.module}:{args.attr}" if args.attr else args.module
     out = ["run", workflow, "--mapping", mapping, "--oversubscribe"]
+    if mapping == "simple":  # dispel4py's simple prints its inputs and outputs
+        out.append("--print-results")
     if args.num is not None and mapping != "mpi":  # mpi: the ranks of the MPI job, as in dispel4py
         out += ["--cpus", str(args.num)]
     if args.file:  # dispel4py reads -f before -d

@@ -15,22 +15,24 @@ from contextlib import ExitStack
 import click
 
 from ..api import execute as execute_run
-from ..api import prepare as prepare_run
+from ..attempts import begin_attempt
 from ..batch.allocation import detect_allocation
 from ..durable import write_error
+from ..engines.checkpoint import CheckpointStore
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..exits import raise_terminated, signals_held
 from ..mappings import get_mapping
 from ..mpirun import launcher_size, relaunch, run_ranks
 from ..progress import Monitor, make_display, watching
+from ..result import RunResult
 from ..rundir import attach_log, make_run_dir, new_run_dir
 from ..settings import resolve
 from ..transports import REDIS
-from ..workflows import load_workflow
-from .flags import CONFIG_OPTION, run_options, workflow_options
+from .flags import CONFIG_OPTION, workflow_options
 from .params import check_cpus, parse_inputs
+from .prepare import RunFlags, prepare_job
 from .runend import finish_run, last_lines, origins, start_snapshot
-from .runrecord import CHECKPOINT_DIR, CHECKPOINTING, hold_run
+from .runrecord import CHECKPOINT_DIR, hold_run
 
 BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run options: their own defaults)
 
@@ -82,6 +84,7 @@ BUILT_IN = {"mapping": "simple"}  # what `run` takes when nothing else says (run
 )
 @CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--print-results", is_flag=True, hidden=True, help="Print Inputs:, Outputs: (dispel4py simple).")
 @click.pass_context
 def run_cmd(
     ctx,
@@ -98,6 +101,7 @@ def run_cmd(
     checkpoint_interval,
     config_file,
     quiet,
+    print_results,
 ):
     """Run WORKFLOW (a built-in name, see `hpcflow workflows`; a module or a .py file) and write a run directory.
 
@@ -105,9 +109,10 @@ def run_cmd(
     configs/default.yaml of the current directory (WORKFLOW too); the start line says
     where each came from. The run directory is under ./runs/ unless --run-dir says.
     Exit 0: done; 3: done with items skipped (--on-error skip); 1: failed or stalled;
-    130/143: interrupted (Ctrl-C drains; a second Ctrl-C aborts); 2: bad input.
-    On multi and the dyn_*, hybrid_* and *_redis mappings a SIGTERM or Ctrl-C writes
-    a checkpoint instead of draining, and `hpcflow resume RUN_DIR` continues the run.
+    2: bad input; 130/143: stopped by Ctrl-C/SIGTERM, which on multi and the dyn_*,
+    hybrid_* and *_redis mappings writes a checkpoint first (`hpcflow resume RUN_DIR`
+    continues the run), on mpi drains the work in flight, and on simple stops at once;
+    a second Ctrl-C aborts at once.
 
     With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
@@ -135,36 +140,21 @@ def run_cmd(
     handler = attach_log(path) if ranks.writer else None
     log = logging.getLogger("hpcflow")
 
-    def prepare():
-        wf = load_workflow(workflow, params, run_dir=str(path))
-        extra = {**wf.info, "config": settings.to_dict()}
-        options = dict(workflow=wf.name, params=params, extra_metrics=extra, on_error=on_error)
-        options.update(run_options(settings))
-        if spec.transport == REDIS:  # `hpcflow worker --run <run directory name>` joins it
-            from ..transports.redis.keys import run_id_of
-
-            options.update(run_id=run_id_of(path.name), key_file=str((path / "run.key").absolute()))
-            if elastic:
-                options.update(elastic=dict(settings.elastic), batch=settings.batch)
-        if spec.checkpoints:
-            options.update(
-                checkpoint_dir=str(path / CHECKPOINT_DIR),
-                checkpoint_interval=checkpoint_interval or 0.0,
-                resume=bool(ctx.obj.get("resume")),
-            )
-        elif checkpoint_interval:
-            raise UsageError(f"--checkpoint-interval: mapping {mapping} takes no checkpoints; {CHECKPOINTING}")
-        if start_method:
-            options["start_method"] = start_method
-        if no_pickle_check:
-            options["check_pickle"] = False
-        return wf, prepare_run(wf.graph, feed if feed is not None else wf.inputs, mapping, cpus, **options)
+    flags = RunFlags(
+        feed=feed,
+        on_error=on_error,
+        start_method=start_method,
+        no_pickle_check=no_pickle_check,
+        elastic=elastic,
+        checkpoint_interval=checkpoint_interval,
+        resume=bool(ctx.obj.get("resume")),
+    )
 
     held = None
     ending = ExitStack()
     try:
         try:  # bad input ends here, before the run is announced, and leaves no run directory
-            wf, job = ranks.agree(prepare)
+            wf, job = ranks.agree(lambda: prepare_job(settings, path, flags))
         except UsageError:
             if created and ranks.writer:
                 _detach(log, handler)
@@ -176,8 +166,14 @@ def run_cmd(
         log.info("%s (params %s), run directory %s; %s", start, params, path, origins(settings))
         if not quiet:
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
+        if print_results and ranks.writer:  # as dispel4py's simple prints them, on stdout
+            click.echo(f"Inputs: {job.feeds}")
         try:
             held = hold_run(path, ctx.obj) if spec.checkpoints else None  # `hpcflow resume` waits for its end
+            if ranks.writer:
+                resumed = bool(ctx.obj.get("resume"))
+                newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
+                begin_attempt(path, resumed, newest[-1] if newest else None)
         except OSError as exc:
             raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         monitor = Monitor(path if ranks.writer else None, make_display(quiet))
@@ -206,6 +202,8 @@ def run_cmd(
             for line in last_lines(result, failure, path):
                 click.echo(f"hpcflow: {line}", err=True)
         if failure is None:  # stdout's last line names the run directory of a run that finished
+            if print_results:
+                click.echo(f"Outputs: {written_outputs(result)}")
             click.echo(str(path.absolute()))
         else:
             if isinstance(failure, KeyboardInterrupt):
@@ -220,6 +218,16 @@ def run_cmd(
             os.close(held)
         _detach(log, handler)
         ending.close()
+
+
+def written_outputs(result: RunResult) -> dict[str, dict[str, list]]:
+    """The outputs as dispel4py's simple prints them: {pe: {port: [items]}} of the ports written to."""
+    out = {}
+    for pe, ports in result.outputs.items():
+        written = {port: items for port, items in ports.items() if items}
+        if written:
+            out[pe] = written
+    return out
 
 
 def on_main_thread() -> bool:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..attempts import attempt_log, end_attempt, whole_timeline
 from ..batch.allocation import detect_allocation
 from ..durable import write_error
-from ..errors import RunAborted
+from ..errors import PEError, RunAborted
 from ..exits import SKIPPED_EXIT, end_state
 from ..htmlreport import write_run_report
 from ..job import Job
@@ -79,9 +80,11 @@ def finish_run(
         result = RunResult(outputs={}, metrics=bare_metrics(job, elapsed))
     m = result.metrics
     skipped = len(result.errors)
-    m.extra.update(status=status, errors=skipped, skipped=skipped)
+    m.extra.update(status=status, errors=skipped, skipped=skipped, on_error=job.options.on_error or "fail")
     if failure is not None:
         m.extra["error"] = str(failure) or type(failure).__name__
+    if isinstance(failure, PEError):  # the item the run failed on: the report counts it as its PE's error
+        m.extra["failed_item"] = {"pe": failure.pe, "instance": failure.instance, "item": failure.item}
     elif skipped:
         m.extra["error"] = f"{skipped} item(s) skipped (on_error skip); first: {error_text(result.errors[0])}"
         code = SKIPPED_EXIT
@@ -102,6 +105,7 @@ def finish_run(
 
     if path is not None:
         try:
+            record_attempt(path, m, code)
             write_result(path, result)
             write_run_report(path, m.to_dict())
         except OSError as exc:
@@ -145,10 +149,27 @@ def finish_run(
     return code, failure
 
 
+def record_attempt(path: Path, m: Metrics, code: int) -> None:
+    """This attempt's end in RUN_DIR/attempts.json; in the metrics, every attempt of the run
+    (`attempts`, `attempt_log`) and, after more than one, the timelines over all of them."""
+    entries = end_attempt(path, {**m.extra, "timeline": m.timeline}, code)
+    log = attempt_log(entries)
+    m.extra.update(attempts=max(1, len(log)), attempt_log=log)
+    if len(log) > 1:
+        m.timeline = whole_timeline(entries)
+        if m.extra.get("autoscale_timeline"):
+            m.extra["autoscale_timeline"] = whole_timeline(entries, "autoscale_timeline")
+
+
 def done_line(result: RunResult, status: str) -> str:
     m = result.metrics
     verb = "done in" if status == "ok" else f"{status} after"
-    return f"{verb} {m.runtime_s:.3f} s (process time {m.process_time_s:.3f} s, {sum(m.items.values())} items)"
+    return f"{verb} {duration(m.runtime_s)} (process time {duration(m.process_time_s)}, {sum(m.items.values())} items)"
+
+
+def duration(seconds: float) -> str:
+    """`12.345 s`, or in milliseconds under 0.1 s, so that a short run does not read `0.000 s`."""
+    return f"{seconds:.3f} s" if seconds >= 0.1 else f"{seconds * 1e3:.3g} ms"
 
 
 def last_lines(result: RunResult | None, failure: BaseException | None, path: Path) -> list[str]:

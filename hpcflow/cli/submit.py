@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from functools import partial
 from pathlib import Path
 
 import click
 
+from ..batch.jobspec import JobSpec
+from ..batch.limits import check_request, slurm_partition
 from ..batch.schedulers import SCHEDULERS, find_scheduler
 from ..batch.submit import DEFAULT_MAX_ATTEMPTS, make_job, submit_job
 from ..errors import UsageError
-from ..mappings import get_mapping
-from ..options import Options
 from ..rundir import make_run_dir, run_dir_name
+from ..settings import Settings
 from ..sweep.jobs import record_job
-from ..workflows import load_workflow
 from .flags import CONFIG_OPTION, command_settings, run_options, workflow_options
+from .prepare import RunFlags, prepare_job
+
+
+def check_here(settings: Settings, run_dir: str | None, checkpoint_interval: float | None) -> None:
+    """What `hpcflow run` checks before it starts, checked before anything is queued, on
+    `run`'s own code path: the workflow is built (into a directory thrown away) and the
+    run planned, so that an unknown parameter or too few processes for the mapping is
+    exit 2 here, not a job that fails in the queue."""
+    name = Path(run_dir).name if run_dir else run_dir_name(settings.workflow, settings.mapping)
+    with tempfile.TemporaryDirectory(prefix="hpcflow-submit-check-") as scratch:
+        flags = RunFlags(checkpoint_interval=checkpoint_interval)
+        prepare_job(settings, Path(scratch) / name, flags, here=False)
+
+
+def check_partition(job: JobSpec, scheduler: str, refuse: bool) -> None:
+    """A job its SLURM partition can never run is refused (exit 2), or under --dry-run
+    warned of; a partition that is not up is a warning."""
+    part = slurm_partition(job.partition) if scheduler == "slurm" else None
+    if part is None:
+        return
+    never, wait = check_request(job, part)
+    if never and refuse:
+        raise UsageError("; ".join(never))
+    for line in never + wait:
+        click.echo(f"hpcflow: warning: {line}", err=True)
 
 
 @click.command("submit")
@@ -90,10 +116,8 @@ def submit_cmd(
     workflow, mapping, cpus = settings.workflow, settings.mapping, settings.cpus
     if mapping is None or cpus is None:
         raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
-    get_mapping(mapping)
-    load_workflow(workflow, settings.params)  # an unknown workflow or parameter fails here, not in the queue
+    check_here(settings, run_dir, checkpoint_interval)
     options = run_options(settings)
-    Options.from_kwargs(options)
     chosen = find_scheduler(settings.batch.scheduler)
 
     job = partial(
@@ -112,6 +136,7 @@ def submit_cmd(
     )
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
     checked = job(run_dir=planned.absolute())  # checks everything before anything is created
+    check_partition(checked, chosen.name, refuse=not dry_run)
     if dry_run:
         click.echo(chosen.render(checked), nl=False)
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import RunAborted, UsageError
-from ..report import write_report
+from ..report import plots_available, write_report
 from ..sweep import SweepRun, load_sweep
 from .flags import CONFIG_OPTION
 
@@ -22,7 +22,8 @@ from .flags import CONFIG_OPTION
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, quiet):
     """Run the experiment EXPERIMENT.yaml: every cell (params x mappings x cpus x
-    repeats) not yet in OUTPUT/runs.jsonl, then write OUTPUT/ratios.csv and summary.md.
+    repeats) not yet in OUTPUT/runs.jsonl, then write OUTPUT/ratios.csv, summary.md and
+    report.html (with its plots when matplotlib is installed; each run links to its own).
 
     Cells run one after another in this allocation, or with --submit as one batch job
     each. A failed cell is recorded with its error and the sweep goes on; the sweep then
@@ -41,9 +42,11 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
         max_jobs=max_jobs,
     ).run()
     summary = outcome.output / "summary.md"
+    page = write_report(outcome.output, plots=plots_available())[-1] if outcome.rows else None
     if not quiet:
         failed = f", {outcome.failed} failed" if outcome.failed else ""
-        click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}", err=True)
+        where = f"; report {page}" if page else ""
+        click.echo(f"hpcflow sweep: {len(outcome.rows)} runs{failed}; tables in {summary}{where}", err=True)
     click.echo(str(outcome.output.absolute()))
     if outcome.failed_runs:  # so that `hpcflow sweep X && hpcflow report OUT` stops here
         raise RunAborted(
@@ -55,7 +58,8 @@ def sweep_cmd(experiment, submit, output, config_file, retry_failed, max_jobs, q
 @click.command("report")
 @click.argument("results", type=click.Path(file_okay=False))
 def report_cmd(results):
-    """Draw the plots of the sweep in RESULTS (its output directory) into RESULTS/plots/;
-    print each file written."""
+    """Draw the plots of the sweep in RESULTS (its output directory) into RESULTS/plots/
+    and write RESULTS/report.html; print each file written. Given a run directory
+    (RUN_DIR/metrics.json), write RUN_DIR/report.html again from its metrics."""
     for path in write_report(Path(results)):
         click.echo(str(path))

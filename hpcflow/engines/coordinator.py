@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ from ..errors import HpcflowError, RunAborted, UsageError
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
-from ..transports import make_broker
+from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
 from .checkpoint import CheckpointDamaged, CheckpointStore, Cut
@@ -79,6 +80,7 @@ class Worker:
     hosts: list[tuple[str, int]]  # the (pe, instance) it runs: one if pinned, every pool PE if not
     pool: bool
     joined: bool = False  # started by `hpcflow worker`, maybe on another node
+    host: str = field(default_factory=socket.gethostname)  # where it runs: a joined one says so
     state: str = STARTING
     finalizing: tuple[str, int] | None = None
     active_since: float | None = None
@@ -130,6 +132,7 @@ class Stats:
     errors: list = field(default_factory=list)
     sinks: list = field(default_factory=list)
     timeline: list = field(default_factory=list)
+    pool_timeline: list = field(default_factory=list)  # [t, active pool workers], auto-scaled runs
     replaced: int = 0
     resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
     startup_s: float = 0.0  # until every first worker was ready
@@ -203,9 +206,9 @@ class Coordinator:
             self.hosted[pinned] = w
         return w
 
-    def join(self, wid: int) -> None:
-        """A worker started by `hpcflow worker` joined the pool."""
-        w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True)
+    def join(self, wid: int, host: str) -> None:
+        """A worker started by `hpcflow worker` on `host` joined the pool."""
+        w = Worker(wid, [(pe, 0) for pe in self.pool_pes], pool=True, joined=True, host=host)
         w.activate(time.perf_counter())
         self.workers[wid] = w
         for pe in self.pool_pes:  # the backlog bound grows with the pool
@@ -271,7 +274,7 @@ class Coordinator:
     def on_event(self, wid: int, msg: tuple) -> None:
         kind = msg[0]
         if kind == JOINED:
-            self.join(wid)
+            self.join(wid, msg[2])
             if self.checkpointer is not None and self.broker.pauses_pool:
                 self.checkpointer.abort()  # it could take work a paused worker left
             return
@@ -296,9 +299,10 @@ class Coordinator:
         elif kind == DONE:
             self.on_report(w, msg[1])
         elif kind == FAILED:
-            w.cpu_s = msg[2]
+            w.cpu_s = msg[-1]
             if self.failure is None:
                 self.failure = msg[1]
+                self.stats.items.update(msg[2])  # the failed batch's items, the failed item among them
             w.state = STOPPING
         elif kind == BYE:
             w.cpu_s = msg[1]
@@ -654,7 +658,10 @@ class Coordinator:
 
     def sample(self, now: float) -> None:
         active = sum(1 for w in self.workers.values() if w.active_since is not None)
-        self.stats.timeline.append([round(now - self.t0, 4), active, self.broker.queued])
+        t = round(now - self.t0, 4)
+        self.stats.timeline.append([t, active, self.broker.queued])
+        if self.scaler is not None:  # the workers its target counts, told apart from the pinned instances
+            self.stats.pool_timeline.append([t, sum(1 for w in self.pool_workers() if w.active_since is not None)])
         progress.on_sample(self, now)  # the live display and status.json read what is recorded here
         if self.elastic is not None:
             pool = self.pool_workers()
@@ -725,6 +732,7 @@ class Coordinator:
                 "coordinator_cpu_s": round(coordinator_cpu, 4),
                 "workers_started": len(workers),
                 "workers_joined": sum(1 for w in workers if w.joined),
+                "worker_hosts": dict(sorted(Counter(w.host for w in workers).items())),
                 "workers_replaced": self.stats.replaced,
                 "replays_resumed": self.stats.resumed,
                 "duplicates_dropped": self.ledger.duplicates,
@@ -745,6 +753,7 @@ class Coordinator:
         return {
             "autoscale": self.scaler.name,
             "autoscale_timeline": [[round(t, 4), n] for t, n in self.scaler.history],  # [t, target]
+            "pool_timeline": self.stats.pool_timeline,  # [t, active pool workers]: what the target counts
         }
 
     def _install_signal_handlers(self) -> dict:
@@ -763,8 +772,8 @@ class Coordinator:
 
 def check(job: Job) -> None:
     """Bad input for this engine, refused before the run: run inputs that cannot be
-    pickled to the root's process, and, unless workers are forked, PEs that cannot be
-    pickled to a spawned worker."""
+    pickled to the root's process, PEs the transport cannot ship (Redis), and, unless
+    workers are forked, PEs that cannot be pickled to a spawned worker."""
     for root, feed in job.feeds.items():
         if isinstance(feed, list):
             try:
@@ -773,6 +782,7 @@ def check(job: Job) -> None:
                 raise UsageError(
                     f"inputs for PE {root} cannot be pickled to pass them to its process: {type(exc).__name__}: {exc}"
                 ) from None
+    check_job(job)
     method = job.options.resolved_start_method
     if method == "fork":
         return

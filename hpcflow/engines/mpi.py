@@ -159,7 +159,7 @@ def _run(job: Job, channel: Channel) -> Outcome:
     channel.drain_until(lambda: len(channel.mail[REPORT]) == channel.size - 1)
     channel.closing = True
     reports = sorted([report, *channel.mail[REPORT]], key=lambda r: r.rank)
-    summary = _summarise(reports, len(job.plan.pinned))
+    summary = _summarise(reports, len(job.plan.pinned), channel.liveness.hosts)
     if channel.dead:
         channel.say_leaving(within=2 * LIVENESS_S)
         summary.failure = RunAborted(
@@ -206,8 +206,8 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _summarise(reports: list[Report], instances: int) -> Outcome:
-    """The run's outcome, without outputs, from every rank's report."""
+def _summarise(reports: list[Report], instances: int, hosts: list[str]) -> Outcome:
+    """The run's outcome, without outputs, from every rank's report (`hosts`: each rank's)."""
     start = min(r.start for r in reports)
     items: Counter[str] = Counter()
     for r in reports:
@@ -223,7 +223,11 @@ def _summarise(reports: list[Report], instances: int) -> Outcome:
         cpu_time_s=sum(r.cpu_s for r in reports),
         timeline=timeline,
         errors=[e for r in reports for e in r.errors],
-        extra={"ranks": len(reports), "idle_ranks": len(reports) - instances},
+        extra={
+            "ranks": len(reports),
+            "idle_ranks": len(reports) - instances,
+            "worker_hosts": dict(sorted(Counter(hosts).items())),
+        },
         failure=failed[0].failure if failed else None,
     )
 

@@ -68,6 +68,7 @@ def worker_main(
         pe.instance = instance
         pes.append(pe)
     invoker = Invoker(pes, out.sink, options.error_policy)
+    before = invoker.items.copy()
     roots = set(plan.roots)
     prepared: set[str] = set()
     try:
@@ -81,6 +82,7 @@ def worker_main(
             kind = msg[0]
             dropped: list[tuple[str, int]] = []
             if kind == WORK:
+                before = invoker.items.copy()  # what this batch ran, if a PE fails in it
                 for pe in {c.pe for c in msg[1]} - prepared:  # a PE is prepared when this worker first runs it
                     invoker.preprocess(pe)
                     prepared.add(pe)
@@ -109,16 +111,23 @@ def worker_main(
                 raise ValueError(f"unknown message {kind!r}")
             errors, invoker.errors = invoker.errors, []
             channel.complete(Report(out.take(), stats, errors, time.process_time(), done, dropped))
-    except PEError as exc:
-        channel.send((FAILED, exc, time.process_time()))
+    except PEError as exc:  # with the items the failed batch ran (the failed one too): counted, not lost
+        _say_failed(channel, exc, dict(invoker.items - before))
     except ChannelClosed:
         pass  # the coordinator is gone
     except Exception as exc:  # a fault of hpcflow itself: report it instead of dying silently
         where = ", ".join(f"{pe}[{i}]" for pe, i in hosts[:3])
         err = RunAborted(f"worker running {where} failed: {type(exc).__name__}: {exc}", tb=traceback.format_exc())
-        channel.send((FAILED, err, time.process_time()))
+        _say_failed(channel, err, {})
     finally:
         channel.close()
+
+
+def _say_failed(channel: Channel, err: Exception, items: dict[str, int]) -> None:
+    try:
+        channel.send((FAILED, err, items, time.process_time()))
+    except ChannelClosed:
+        pass  # nobody to tell: the coordinator is gone, or wrote this worker off (a node cut off)
 
 
 def _run_chunk(invoker: Invoker, chunk: Chunk) -> tuple[str, int, float]:

@@ -206,7 +206,7 @@ def preflight(spec: SweepSpec) -> dict[tuple[str, str, int], str]:
     with tempfile.TemporaryDirectory(prefix="hpcflow-sweep-") as scratch:
         for params in spec.param_sets():
             try:
-                wf = load_workflow(spec.workflow, params, run_dir=scratch)
+                wf = load_workflow(spec.workflow, params, run_dir=scratch, given_as="params: ")
             except UsageError as exc:
                 raise UsageError(f"sweep {spec.path}: {exc}") from None
             for mapping in spec.mappings:

@@ -77,6 +77,11 @@ def params_slug(params: dict[str, Any]) -> str:
     return safe
 
 
+def params_text(params: dict[str, Any]) -> str:
+    """Params as a person reads them in a table or a title: `scale=1, heavy=true`."""
+    return ", ".join(f"{k}={_text(v)}" for k, v in params.items())
+
+
 def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 

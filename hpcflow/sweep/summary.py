@@ -3,18 +3,17 @@ the failed runs with their reasons, readable on GitHub or in a terminal."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from .. import __version__
 from .ratios import CellRatio, RatioTable, cell_means, cells_of
-from .spec import SweepSpec, params_key
+from .spec import SweepSpec, params_key, params_text
 
 
 def cell_label(params: dict[str, Any], cpus: int, shown: list[str]) -> str:
     """`scale=5, 16 cpus`: only the parameters that vary in the sweep."""
-    parts = [f"{k}={_value(params[k])}" for k in shown if k in params]
+    parts = [params_text({k: params[k]}) for k in shown if k in params]
     return ", ".join([*parts, f"{cpus} cpus"])
 
 
@@ -26,11 +25,11 @@ def summary_markdown(spec: SweepSpec, rows: list[dict[str, Any]], tables: list[R
         f"# Sweep {spec.name}",
         "",
         f"Workflow `{spec.workflow}`"
-        + (f" with {_params_text(fixed)}" if fixed else "")
+        + (f" with {params_text(fixed)}" if fixed else "")
         + (f", varying {', '.join(shown)}" if shown else "")
         + f"; mappings {', '.join(spec.mappings)}; {', '.join(map(str, spec.cpus))} cpus;"
         + f" {spec.repeats} repeat{'s' if spec.repeats != 1 else ''}"
-        + (f"; options {_params_text(spec.options)}" if spec.options else "")
+        + (f"; options {params_text(spec.options)}" if spec.options else "")
         + ".",
         f"{len(rows)} runs: {ok} ok, {len(rows) - ok} failed. Written by hpcflow {__version__}.",
         "",
@@ -106,11 +105,3 @@ def _failures_section(rows: list[dict[str, Any]], shown: list[str]) -> list[str]
     for (mapping, label, error), n in failed.items():
         lines.append(f"- {mapping}, {label}{f' (×{n})' if n > 1 else ''}: {error}")
     return [*lines, ""]
-
-
-def _value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in params.items())

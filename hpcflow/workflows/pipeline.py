@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..graph import WorkflowGraph
 from ..grouping import stable_hash
 from ..pe import GenericPE, IterativePE, ProducerPE
+from .params import Param
 
 KEYS = 16
 _MASK64 = (1 << 64) - 1
@@ -45,6 +46,20 @@ def item_key(seed: int, i: int) -> int:
 
 BETA_MEAN = 2 / 7  # of Beta(2,5): a draw divided by it has mean 1
 LATENCY_DISTS = ("fixed", "beta")
+PARAMS = {
+    "items": Param(int, "items the source emits", least=0),
+    "stages": Param(int, "stages of each branch", least=1),
+    "latency": Param(float, "each stage sleeps this per item", unit="seconds", least=0),
+    "cpu": Param(float, "each stage busy-works this per item", unit="seconds", least=0),
+    "fanout": Param(int, "branches the source feeds", least=1),
+    "stateful": Param(bool, "end the branches in a group-by count and a global total"),
+    "seed": Param(int, "of the items' keys"),
+    "burst": Param(int, "emit the items this many at a time (0: all at once)", least=0),
+    "pause": Param(float, "the source waits this before every burst", unit="seconds", least=0),
+    "latency_dist": Param(
+        str, "fixed: every sleep is latency; beta: Beta(2,5) draws of mean latency", choices=LATENCY_DISTS
+    ),
+}
 
 
 class Source(ProducerPE):

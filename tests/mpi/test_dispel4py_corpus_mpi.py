@@ -51,3 +51,13 @@ def test_word_count_composite():
     result = run(graph, {lines: [{"input": t} for t in text]}, "mpi")
     if rank() == 0:
         assert dict(map(tuple, result.output(counter, "counts"))) == Counter(" ".join(text).split())
+
+
+def test_undeclared_port_and_local_function():
+    from tests.dispel4py_corpus import local_code
+
+    result = run(local_code.graph, {local_code.producer: 4}, "mpi")
+    if rank() == 0:
+        scaled = [3, 6, 9, 12]
+        assert sorted(result.outputs["Reporter"]["output"]) == scaled
+        assert sorted(result.outputs["Reporter"]["square"]) == [x * x for x in scaled]

@@ -41,6 +41,7 @@ from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, delete_run_keys, new_run_id
 from .leftovers import hold, sweep_run_dir
 from .server import AUTO, PrivateServer, connect
+from .shipping import ship
 from .signing import Signer, key_from_env, new_key, url_file, write_key_file, write_private
 
 POLL_S = 0.1  # longest blocking read of the events: a local worker's death is seen this fast
@@ -93,7 +94,7 @@ class RedisBroker(Broker):
             p.xgroup_create(stream, GROUP, id="0", mkstream=True)
         for pe, instance in self.job.plan.pinned:
             p.xgroup_create(self.keys.pinned(pe, instance), GROUP, id="0", mkstream=True)
-        p.hset(self.keys.setup, mapping=self.signer.pack(self.keys.setup, self.setup))
+        p.hset(self.keys.setup, mapping=self.signer.pack_bytes(self.keys.setup, ship(self.setup)))
         key_file = self.job.options.key_file
         if key_file:
             sweep_run_dir(key_file)  # what a killed launcher left in this run directory

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -121,7 +122,7 @@ class PrivateServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=signal_when_parent_dies,  # not outliving a killed coordinator
+            preexec_fn=_deaf_to_broadcast_signals,
         )
         self.cpu = 0.0
         self.url = f"redis://:{quote(self.password)}@{self.host}:{self.port}/0"
@@ -147,17 +148,22 @@ class PrivateServer:
                 self.cpu = cpu_seconds(psutil.Process(self.proc.pid))
             except psutil.Error:
                 pass
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self.proc.kill()  # it persists nothing, and SIGTERM is blocked in it
+            self.proc.wait()
         self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.lock >= 0:
             os.close(self.lock)
             self.lock = -1
+
+
+def _deaf_to_broadcast_signals() -> None:
+    """In the server's process before exec: SIGTERM, SIGINT and SIGHUP blocked (redis-server
+    keeps the mask), so the signal a `scancel` sends to every process of a job, or a Ctrl-C to
+    the terminal's process group, stops the launcher (which then writes its checkpoint and
+    metrics into this server) but not the server; SIGKILL when the launcher dies."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    signal_when_parent_dies(signal.SIGKILL)
 
 
 def check_redis(options: Options) -> None:

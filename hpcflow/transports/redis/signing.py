@@ -46,7 +46,10 @@ class Signer:
 
     def pack(self, where: str, obj: Any) -> dict[bytes, bytes]:
         """The fields of a stream entry (or a value) carrying `obj` to `where`."""
-        payload = dumps(obj)
+        return self.pack_bytes(where, dumps(obj))
+
+    def pack_bytes(self, where: str, payload: bytes) -> dict[bytes, bytes]:
+        """`pack` of what is already pickled (the run's setup, by cloudpickle)."""
         self.seq += 1
         uid = self.writer + b"." + str(self.seq).encode()
         return {b"d": payload, b"u": uid, b"s": self._mac(where, uid, payload)}

@@ -16,11 +16,20 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph import WorkflowGraph
+from ..params import Param
 from ..workdir import work_dir
 from . import science
 from .pes import FilterColumns, GetVOTable, InternalExtinction, ReadRaDec
 
 GALAXIES_PER_SCALE = 100
+PARAMS = {
+    "scale": Param(int, "100 x scale galaxies (1, 3, 5, 10 as in the paper); default 1, or all of coords", least=1),
+    "heavy": Param(bool, "inject the paper's per-galaxy latencies (Beta(2,5) draws, seeded per galaxy)"),
+    "latency_scale": Param(float, "multiplies those latencies", least=0),
+    "coords": Param(str, "a file of ra,dec lines in degrees (default: generated)", unit="path"),
+    "votable_dir": Param(str, "real cached VizieR answers, named RA_DEC.xml", unit="path"),
+    "seed": Param(int, "of the generated coordinates"),
+}
 
 
 def build(

@@ -19,7 +19,16 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph import WorkflowGraph
+from ..params import Param
 from ..workdir import work_dir
+from .sources import SOURCES
+
+PARAMS = {
+    "stations": Param(int, "synthetic stations (network XX), an hour of 20 Hz data each", least=1),
+    "seed": Param(int, "of the synthetic records"),
+    "data_dir": Param(str, "real miniSEED files (and StationXML), read with obspy", unit="path"),
+    "source": Param(str, "where the records come from", choices=SOURCES),
+}
 
 
 def build(

@@ -17,6 +17,14 @@ from typing import Any
 
 from ...errors import UsageError
 from ...graph import WorkflowGraph
+from ..params import Param
+
+PARAMS = {
+    "articles": Param(int, "synthetic articles datelined in US cities", least=1),
+    "seed": Param(int, "of the synthetic articles"),
+    "csv": Param(str, 'the Kaggle "News Articles" CSV (default: synthetic articles)', unit="path"),
+    "latency": Param(float, "each scorer (AFINN, VADER) sleeps this per article", unit="seconds", least=0),
+}
 
 
 def build(
