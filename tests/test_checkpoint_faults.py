@@ -216,6 +216,12 @@ def sinks_bytes(generation: Path) -> int:
 def test_a_flipped_bit_in_the_newest_checkpoint_falls_back_to_the_one_before_and_says_so(run_dir, runs, target):
     older, newest = stopped_with_two_generations(runs, run_dir)[-2:]
     rng = random.Random(target)
+    for _ in range(3):  # the stop may come before any output since the checkpoint before: then again
+        if target != "sinks.log of the newest" or sinks_bytes(older) < sinks_bytes(newest):
+            break
+        shutil.rmtree(run_dir)
+        older, newest = stopped_with_two_generations(runs, run_dir)[-2:]
+    assert target != "sinks.log of the newest" or sinks_bytes(older) < sinks_bytes(newest)
     if target == "sinks.log of the newest":
         path = run_dir / "checkpoint" / "sinks.log"
         at = rng.randrange(sinks_bytes(older), sinks_bytes(newest))
