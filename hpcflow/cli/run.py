@@ -112,7 +112,7 @@ def run_cmd(
     2: bad input; 130/143: stopped by Ctrl-C/SIGTERM, which on multi and the dyn_*,
     hybrid_* and *_redis mappings writes a checkpoint first (`hpcflow resume RUN_DIR`
     continues the run), on mpi drains the work in flight, and on simple stops at once;
-    a second Ctrl-C aborts at once.
+    a second Ctrl-C aborts at once (a repeated SIGTERM lets the checkpoint finish).
 
     With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
