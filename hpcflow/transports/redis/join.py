@@ -155,8 +155,10 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
             if not unreachable:
                 log.warning("cannot reach the Redis server (%s); the workers go on, and so does this", exc)
                 unreachable = True
+            if not live:
+                return  # they ended by themselves (as at the run's end, when a private server goes too)
             away = time.monotonic() - reached
-            if not live or away * 1000 > HEARTBEAT_TTL_MS:
+            if away * 1000 > HEARTBEAT_TTL_MS:
                 raise RunAborted(
                     f"cannot reach run {keys.run_id}'s Redis server for {away:.0f} s ({type(exc).__name__}): "
                     "its coordinator writes this node's workers off after "
