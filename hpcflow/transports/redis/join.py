@@ -8,7 +8,9 @@ alive, so the coordinator can tell a lost node from a slow one, and reports each
 that exits, fencing it in the same step, so the coordinator replays what a dead one held
 and nothing it still had on its way lands beside the replay. Losing the server for a
 while is survived (the workers decide for themselves); it returns when its workers are
-done, or when the run's keys are gone.
+done, or when the run's keys are gone. Out of reach past the heartbeat's lifetime, the
+node has been written off: it stops its workers and says so (exit 1), as it does when
+the run's coordinator is gone before the run's end.
 """
 
 from __future__ import annotations
