@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .durable import replace_file
+
 ATTEMPTS_FILE = "attempts.json"
 JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # the batch job an attempt runs in
 UNFINISHED = "ended without a word (killed: SIGKILL, the walltime, a lost node)"
@@ -32,10 +34,7 @@ def read_attempts(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _write(run_dir: Path, entries: list[dict[str, Any]]) -> None:
-    path = Path(run_dir) / ATTEMPTS_FILE
-    tmp = path.with_name(f".{ATTEMPTS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entries, indent=1) + "\n")
-    os.replace(tmp, path)
+    replace_file(Path(run_dir) / ATTEMPTS_FILE, json.dumps(entries, indent=1) + "\n")
 
 
 def batch_job_id() -> str | None:

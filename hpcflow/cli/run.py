@@ -21,7 +21,7 @@ from ..durable import write_error
 from ..engines.barrier import SPACING
 from ..engines.checkpoint import CheckpointStore
 from ..errors import HpcflowError, RunAborted, UsageError
-from ..exits import raise_terminated
+from ..exits import raise_terminated, signals_held
 from ..fingerprint import check_same, fingerprint
 from ..heldsignals import holding
 from ..mappings import get_mapping
@@ -116,7 +116,7 @@ def run_cmd(
     2: bad input; 130/143: stopped by Ctrl-C/SIGTERM, which on multi and the dyn_*,
     hybrid_* and *_redis mappings writes a checkpoint first (`hpcflow resume RUN_DIR`
     continues the run), on mpi drains the work in flight, and on simple stops at once;
-    a second Ctrl-C aborts at once.
+    a second Ctrl-C aborts at once (a repeated SIGTERM lets the checkpoint finish).
 
     With --mapping mpi, run it under `mpiexec -n N`
     or `srun -n N`; started otherwise, it re-launches itself through the mpiexec on PATH
@@ -180,15 +180,15 @@ def run_cmd(
             click.echo(f"hpcflow: {start} ({origins(settings)}); run directory {path}", err=True)
         if print_results and ranks.writer:  # as dispel4py's simple prints them, on stdout
             click.echo(f"Inputs: {job.feeds}")
-        if spec.checkpoints:  # `hpcflow resume` waits for its end, and continues it as it started
-            try:
+        try:
+            if spec.checkpoints:  # `hpcflow resume` waits for its end, and continues it as it started
                 held = hold_run(path, ctx.obj, started_settings(settings), fingerprint(job))
-            except OSError as exc:
-                raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
-        if ranks.writer:
-            resumed = bool(ctx.obj.get("resume"))
-            newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
-            begin_attempt(path, resumed, newest[-1] if newest else None)
+            if ranks.writer:
+                resumed = bool(ctx.obj.get("resume"))
+                newest = CheckpointStore(path / CHECKPOINT_DIR).generations() if resumed else []
+                begin_attempt(path, resumed, newest[-1] if newest else None)
+        except OSError as exc:
+            raise RunAborted(f"{write_error(exc.filename or path, exc)}; the run did not start") from None
         in_process = mapping == "simple" and on_main_thread()  # the others handle signals themselves
         # the coordinator's mappings: a signal before its handlers are up, or after the run, is held
         process = bool(ctx.obj.get("process"))  # the command is the process: it exits after the run
@@ -213,27 +213,28 @@ def run_cmd(
                     signal.signal(signal.SIGTERM, before)
                 if isinstance(ranks, MpiRanks) and on_main_thread():
                     ignore_late_signals()
-            writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
-            if writer and not ranks.writer:
-                monitor.run_dir, handler = path, attach_log(path)
-            code, failure = finish_run(path if writer else None, job, result, failure, monitor, log)
-            if not writer:
-                return
-            if not quiet or failure is not None or code:
-                for line in last_lines(result, failure, path):
-                    click.echo(f"hpcflow: {line}", err=True)
-            if failure is None:  # stdout's last line names the run directory of a run that finished
-                if print_results:
-                    click.echo(f"Outputs: {written_outputs(result)}")
-                click.echo(str(path.absolute()))
-            else:
-                if isinstance(failure, KeyboardInterrupt):
-                    name = getattr(failure, "signal_name", "SIGINT")
-                    raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
-                failure.exit_code = code  # exits.py: the status's code
-                raise failure
-            if code:
-                ctx.exit(code)
+            with signals_held():  # from here to the exit, a signal cannot tear the run's end
+                writer = ranks.writer or getattr(failure, "in_place_of_rank0", False)  # mpi: rank 0 died
+                if writer and not ranks.writer:
+                    monitor.run_dir, handler = path, attach_log(path)
+                code, failure = finish_run(path if writer else None, job, result, failure, monitor, log)
+                if not writer:
+                    return
+                if not quiet or failure is not None or code:
+                    for line in last_lines(result, failure, path):
+                        click.echo(f"hpcflow: {line}", err=True)
+                if failure is None:  # stdout's last line names the run directory of a run that finished
+                    if print_results:
+                        click.echo(f"Outputs: {written_outputs(result)}")
+                    click.echo(str(path.absolute()))
+                else:
+                    if isinstance(failure, KeyboardInterrupt):
+                        name = getattr(failure, "signal_name", "SIGINT")
+                        raise RunAborted(f"interrupted by {name}: stopped at once", exit_code=code) from None
+                    failure.exit_code = code  # exits.py: the status's code
+                    raise failure
+                if code:
+                    ctx.exit(code)
     finally:
         if held is not None:
             os.close(held)

@@ -8,7 +8,9 @@ alive, so the coordinator can tell a lost node from a slow one, and reports each
 that exits, fencing it in the same step, so the coordinator replays what a dead one held
 and nothing it still had on its way lands beside the replay. Losing the server for a
 while is survived (the workers decide for themselves); it returns when its workers are
-done, or when the run's keys are gone.
+done, or when the run's keys are gone. Out of reach past the heartbeat's lifetime, the
+node has been written off: it stops its workers and says so (exit 1), as it does when
+the run's coordinator is gone before the run's end.
 """
 
 from __future__ import annotations
@@ -155,8 +157,10 @@ def _supervise(r, keys: RunKeys, signer: Signer, group: str, procs: dict) -> Non
             if not unreachable:
                 log.warning("cannot reach the Redis server (%s); the workers go on, and so does this", exc)
                 unreachable = True
+            if not live:
+                return  # they ended by themselves (as at the run's end, when a private server goes too)
             away = time.monotonic() - reached
-            if not live or away * 1000 > HEARTBEAT_TTL_MS:
+            if away * 1000 > HEARTBEAT_TTL_MS:
                 raise RunAborted(
                     f"cannot reach run {keys.run_id}'s Redis server for {away:.0f} s ({type(exc).__name__}): "
                     "its coordinator writes this node's workers off after "
