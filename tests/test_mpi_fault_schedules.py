@@ -29,7 +29,7 @@ import pytest
 
 from hpcflow import run
 from hpcflow.workflows import pipeline
-from tests.test_mpi_faults import RANKS, env, gone, hpcflow, mpiexec, ranks_of, srun  # noqa: F401 (fixtures)
+from tests.test_mpi_faults import RANKS, env, gone, hpcflow, last_words, mpiexec, ranks_of, srun  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("no_leftover_processes")]
 
@@ -126,7 +126,7 @@ def play(schedule: Schedule, run_dir: Path, launcher: str) -> tuple[int, str]:
 
 def check(schedule: Schedule, run_dir: Path, code: int, err: str, exact: list[str]) -> str:
     """The invariant; the outcome's name."""
-    errors = [line for line in err.splitlines() if line.startswith("hpcflow: error:")]
+    errors = last_words(err)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     state = json.loads((run_dir / "status.json").read_text())["state"]
     assert state == metrics["status"], (state, metrics["status"])

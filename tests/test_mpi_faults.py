@@ -98,10 +98,16 @@ def gone(ranks: list[psutil.Process]) -> None:
     assert not alive, f"ranks left running: {alive}"
 
 
+def last_words(stderr: str) -> list[str]:
+    """hpcflow's lines on how a run ended badly: an error, or a stop by a signal (said as
+    what happened, not as an error). A progress line may quote them too, indented: not these."""
+    return [line for line in stderr.splitlines() if line.startswith(("hpcflow: error:", "hpcflow: stopped by "))]
+
+
 def assert_drained(run_dir: Path, stderr: str, sig: signal.Signals) -> None:
     """The run stopped on `sig` with everything fed drained through to the Total."""
-    errors = [line for line in stderr.splitlines() if line.startswith("hpcflow: error:")]  # (a progress line may
-    assert len(errors) == 1 and f"stopped by {sig.name}" in errors[0], stderr  # quote it too: not an error line)
+    errors = last_words(stderr)
+    assert len(errors) == 1 and f"stopped by {sig.name}" in errors[0], stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == INTERRUPTED
     fed = metrics["items"]["Source"]
@@ -180,7 +186,7 @@ def test_a_drain_longer_than_drain_timeout_stops_with_the_counts_so_far(tmp_path
     proc.send_signal(signal.SIGTERM)
     err = finish(proc, ranks)
     assert proc.returncode == 143, err
-    [line] = [line for line in err.splitlines() if line.startswith("hpcflow: error:")]
+    [line] = last_words(err)
     assert "stopped by SIGTERM: the drain did not end within 2 s (drain_timeout)" in line, err
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == INTERRUPTED and "drain_timeout" in metrics["error"]
@@ -204,7 +210,7 @@ def test_the_ranks_drain_and_end_when_the_relaunching_process_is_killed(tmp_path
     proc.kill()
     err = finish(proc, ranks)  # waits for the ranks too
     assert proc.returncode == -signal.SIGKILL
-    assert sum(line.startswith("hpcflow: error: stopped by SIGTERM") for line in err.splitlines()) == 1, err
+    assert sum(line.startswith("hpcflow: stopped by SIGTERM") for line in last_words(err)) == 1, err
     assert "stopped by SIGTERM" in (run_dir / "run.log").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     rows = [json.loads(line) for line in (run_dir / "outputs.jsonl").read_text().splitlines()]
@@ -271,7 +277,7 @@ def test_a_killed_rank_under_srun_ends_the_job_with_one_line(tmp_path, srun, ran
 
 
 def assert_one_line_names(stderr: str, rank: int, pe: str) -> None:
-    lines = [line for line in stderr.splitlines() if line.startswith("hpcflow: error:")]
+    lines = last_words(stderr)
     assert len(lines) == 1 and f"rank {rank} (PE {pe}) died" in lines[0], stderr
 
 
