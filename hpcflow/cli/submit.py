@@ -14,6 +14,7 @@ from ..batch.limits import check_request, slurm_partition
 from ..batch.schedulers import SCHEDULERS, find_scheduler
 from ..batch.submit import DEFAULT_MAX_ATTEMPTS, make_job, submit_job
 from ..errors import UsageError
+from ..mpirun import require_mpiexec
 from ..rundir import make_run_dir, run_dir_name
 from ..settings import Settings
 from ..sweep.jobs import record_job
@@ -27,6 +28,8 @@ def check_here(settings: Settings, run_dir: str | None, checkpoint_interval: flo
     `run`'s own code path: the workflow is built (into a directory thrown away) and the
     run planned, so that an unknown parameter or too few processes for the mapping is
     exit 2 here, not a job that fails in the queue."""
+    if settings.mapping == "mpi":  # first: planning imports the mpi engine, which loads the MPI library
+        require_mpiexec()
     name = Path(run_dir).name if run_dir else run_dir_name(settings.workflow, settings.mapping)
     with tempfile.TemporaryDirectory(prefix="hpcflow-submit-check-") as scratch:
         flags = RunFlags(checkpoint_interval=checkpoint_interval)

@@ -268,7 +268,7 @@ def _rank0_died(job: Job, channel: Channel, report: Report) -> Outcome:
     if not channel.liveness.claim_report_of(0):
         channel.liveness.wait_for_report_of(0, within=REPORT_WAIT_S)
         _leave(1)
-    outcome = _summarise([report], len(job.plan.pinned))
+    outcome = _summarise([report], len(job.plan.pinned), channel.liveness.hosts)  # where every rank ran
     unknown = sorted({pe for pe, _ in job.plan.pinned} - set(report.items))
     outcome.items.update(dict.fromkeys(unknown))
     failure = RunAborted(
