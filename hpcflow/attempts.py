@@ -22,7 +22,7 @@ from .durable import replace_file
 ATTEMPTS_FILE = "attempts.json"
 JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID")  # the batch job an attempt runs in
 UNFINISHED = "ended without a word (killed: SIGKILL, the walltime, a lost node)"
-SERIES = ("timeline", "autoscale_timeline")  # per-attempt series, [t, ...] from the attempt's start
+SERIES = ("timeline", "autoscale_timeline", "pool_timeline")  # per-attempt series, [t, ...] from its start
 
 
 def read_attempts(run_dir: Path) -> list[dict[str, Any]]:

@@ -115,3 +115,17 @@ def test_a_line_does_not_cross_a_gap():
     svg = line_chart([("n", [(0.0, 1.0), (1.0, 2.0), (5.0, 2.0)])], "x", "y", gaps=[(2.0, 4.0)])
     path = svg.split("<path d='")[1].split("'")[0]
     assert path.count("M") == 2  # a new line after the gap, no step held across it
+
+
+def test_the_pool_and_the_target_share_the_timeline_axis_over_attempts(tmp_path, clock):
+    """The report reads the pool's samples at the timeline's times: both are shifted alike."""
+    series = {"timeline": [[1.0, 3, 0]], "pool_timeline": [[1.0, 2]], "autoscale_timeline": [[1.0, 2]]}
+    begin_attempt(tmp_path, resumed=False)
+    clock[0] = 1010.0
+    end_attempt(tmp_path, {**stopped(1, series["timeline"]), **series}, 143)
+    clock[0] = 1050.0
+    begin_attempt(tmp_path, resumed=True, resumed_from=1)
+    clock[0] = 1060.0
+    entries = end_attempt(tmp_path, {"status": "ok", **series}, 0)
+    times = {key: [t for t, *_ in whole_timeline(entries, key)] for key in series}
+    assert times["timeline"] == times["pool_timeline"] == times["autoscale_timeline"] == [1.0, 51.0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..attempts import attempt_log, end_attempt, whole_timeline
+from ..attempts import SERIES, attempt_log, end_attempt, whole_timeline
 from ..batch.allocation import detect_allocation
 from ..durable import write_error
 from ..errors import PEError, RunAborted
@@ -157,8 +157,9 @@ def record_attempt(path: Path, m: Metrics, code: int) -> None:
     m.extra.update(attempts=max(1, len(log)), attempt_log=log)
     if len(log) > 1:
         m.timeline = whole_timeline(entries)
-        if m.extra.get("autoscale_timeline"):
-            m.extra["autoscale_timeline"] = whole_timeline(entries, "autoscale_timeline")
+        for key in SERIES[1:]:  # the auto-scaler's target and the pool, on the same axis
+            if m.extra.get(key):
+                m.extra[key] = whole_timeline(entries, key)
 
 
 def done_line(result: RunResult, status: str) -> str:
