@@ -290,7 +290,8 @@ def assert_dead_run_written(run_dir: Path, rank: int) -> None:
     assert json.loads((run_dir / "status.json").read_text())["state"] == "failed"
     if rank == 0:
         assert metrics["items"]["Source"] is None and "are unknown" in metrics["error"]
-        assert sum(n is not None and n > 0 for n in metrics["items"].values()) == 1  # the writing rank's own
+        # known: at most the writing rank's own count (none from an idle rank; 0 if no item had reached it)
+        assert sum(n is not None for n in metrics["items"].values()) <= 1, metrics
         return
     assert metrics["items"]["Source"] > 0
     lower = set(metrics.get("items_lower_bound") or ())
