@@ -115,6 +115,22 @@ def assert_nothing_left(nodes: list[str]) -> None:
     assert not left, f"processes left on the nodes after the job: {left}"
 
 
+def end_stray_sruns(nodes: list[str], run_id: str) -> list[str]:
+    """Known defect, left open on issue 26: when the cut node's worker gives up while its
+    link is still down, the job's worker step never hears that its task ended, and its
+    `srun` (SLURM's client, on the batch node) outlives the job. This local cluster tracks
+    a job's processes by parentage (proctrack/linuxproc), which loses an orphaned srun; a
+    cluster with cgroups ends it with the job. Ended here so the tests after this one see
+    clean nodes; returns what it ended."""
+    ended = []
+    for node in nodes:
+        for pid, cmd in node_processes(node).items():
+            if cmd.startswith("srun ") and run_id in cmd:
+                os.kill(pid, signal.SIGKILL)
+                ended.append(cmd)
+    return ended
+
+
 def submit(cli, mapping: str, work: tuple[str, ...], *more: str, nodes: int = NODES, cpus: int = 2) -> tuple[str, str]:
     """`hpcflow submit` over `nodes` nodes of the partition, `cpus` CPUs each: (job id, run directory)."""
     args = ("--nodes", str(nodes), "--cpus", str(cpus * nodes), "--partition", PARTITION, "--redis-url", "auto")
@@ -218,7 +234,8 @@ def started_on_3_nodes(cli, tmp_path: Path, items: int = 600) -> tuple[str, Path
 
 def test_a_node_whose_link_is_cut_mid_run_is_survived_exactly(nodes, cli, tmp_path, expected):
     """Its workers stop heart-beating: the run writes them off and gives their items to the
-    others; once the link is back, what ran there ends, and so does the job."""
+    others; the node, out of reach past the heartbeat, stops its workers and ends its step
+    with exit 1 (it cannot tell how the run went); the job ends with the run, exact."""
     job_id, run, node = started_on_3_nodes(cli, tmp_path, items=900)
     try:
         netns.ip("-n", node, "link", "set", "eth0", "down")
@@ -231,7 +248,11 @@ def test_a_node_whose_link_is_cut_mid_run_is_survived_exactly(nodes, cli, tmp_pa
     assert metrics["workers_replaced"] >= 1  # the cut node's workers were written off
     assert outputs_of(run) == expected(work("dyn_redis", 900))
     log = (run / "job.out").read_text()
-    assert "was written off by run" in log and "Traceback" not in log, log  # and said so once back
+    assert "Traceback" not in log, log
+    # the cut node, written off, stopped its workers and ended its step with exit 1 (not "served")
+    steps = subprocess.run(["sacct", "-n", "-P", "-j", f"{job_id}.0", "-o", "ExitCode"], capture_output=True, text=True)
+    assert steps.stdout.split() == ["1:0"], steps.stdout + steps.stderr
+    assert all(cmd.startswith("srun ") for cmd in end_stray_sruns(nodes, run.name))  # no hpcflow process
     assert_nothing_left(nodes)
 
 
