@@ -119,16 +119,17 @@ def test_resume_refuses_changed_inputs(tmp_path, runs):
 
 def test_the_api_refuses_to_resume_a_checkpoint_under_another_mapping(tmp_path, multiset):
     """run(..., resume=True) compares the checkpoint's own fingerprint: the same check
-    without the CLI's run.json."""
-    graph, inputs = build(lines=300, words=4, latency=0.0)
+    without the CLI's run.json. (1200 words at 2 ms each over 3 Count instances: the run
+    outlasts its first checkpoint, 0.05 s in, however fast the machine.)"""
+    graph, inputs = build(lines=300, words=4, latency=0.002)
     ck = str(tmp_path / "ck")
     done = run(graph, inputs, "hybrid_multi", 6, checkpoint_dir=ck, checkpoint_interval=0.05)
     assert done.metrics.extra["checkpoints_written"] >= 1
-    graph, inputs = build(lines=300, words=4, latency=0.0)
+    graph, inputs = build(lines=300, words=4, latency=0.002)
     with pytest.raises(UsageError, match=r"the mapping was hybrid_multi, now multi"):
         run(graph, inputs, "multi", 6, checkpoint_dir=ck, resume=True)
-    graph, inputs = build(lines=300, words=4, latency=0.0)
+    graph, inputs = build(lines=300, words=4, latency=0.002)
     again = run(graph, inputs, "hybrid_multi", 6, checkpoint_dir=ck, resume=True)
-    graph, inputs = build(lines=300, words=4, latency=0.0)
+    graph, inputs = build(lines=300, words=4, latency=0.002)
     want = multiset(run(graph, inputs, "simple").outputs)
     assert multiset(again.outputs) == multiset(done.outputs) == want
