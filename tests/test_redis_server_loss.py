@@ -104,7 +104,8 @@ def clear_end(proc: subprocess.Popen, run_dir: Path) -> tuple[int, str]:
     if proc.returncode == 0:
         assert state == "ok", err
         return 0, state
-    errors = [line for line in err.splitlines() if line.startswith("hpcflow: error: ")]
+    # the last word: an error, or a stop by a signal (said as what happened, not as an error)
+    errors = [line for line in err.splitlines() if line.startswith(("hpcflow: error: ", "hpcflow: stopped by "))]
     assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
     assert state in ("failed", "interrupted") and proc.returncode in (1, 143), (proc.returncode, state, err)
     return proc.returncode, state
