@@ -27,9 +27,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hpcflow import run
-from hpcflow.workflows import pipeline
 from tests.test_mpi_faults import RANKS, env, gone, hpcflow, last_words, mpiexec, ranks_of, srun  # noqa: F401 (fixtures)
+from tests.test_mpi_launch import simple_outputs
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.usefixtures("no_leftover_processes")]
 
@@ -63,18 +62,6 @@ class Schedule:
         if kind in ("kill", "signal+kill"):
             s.faults.append((at + rng.uniform(0.0, 1.0), "SIGKILL", f"rank:{rng.randrange(RANKS)}"))
         return s
-
-
-def simple_rows() -> list[str]:
-    graph, inputs, _ = pipeline.build(items=ITEMS, stages=2, stateful=True)
-    result = run(graph, inputs, mapping="simple")
-    rows = [
-        {"pe": pe, "port": port, "data": item}
-        for pe, ports in result.outputs.items()
-        for port, items in ports.items()
-        for item in items
-    ]
-    return sorted(json.dumps(json.loads(json.dumps(r)), sort_keys=True) for r in rows)
 
 
 def rows_of(run_dir: Path) -> list[dict]:
@@ -152,7 +139,7 @@ def check(schedule: Schedule, run_dir: Path, code: int, err: str, exact: list[st
 
 @pytest.fixture(scope="module")
 def exact() -> list[str]:
-    return simple_rows()
+    return simple_outputs(ITEMS)
 
 
 def schedules(launcher: str) -> list[Schedule]:

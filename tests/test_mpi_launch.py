@@ -41,8 +41,9 @@ def outputs(run_dir: Path) -> list[str]:
     return sorted(json.dumps(json.loads(line), sort_keys=True) for line in lines)
 
 
-def simple_outputs() -> list[str]:
-    graph, inputs, _ = pipeline.build(items=300, stages=2, stateful=True)
+def simple_outputs(items: int = 300) -> list[str]:
+    """`simple`'s rows of the stateful 2-stage pipeline, as outputs.jsonl holds them, sorted."""
+    graph, inputs, _ = pipeline.build(items=items, stages=2, stateful=True)
     result = run(graph, inputs, mapping="simple")
     rows = [
         {"pe": pe, "port": port, "data": item}
