@@ -64,6 +64,7 @@ from .mpi_channel import (
     Channel,
     quiet_barrier,
 )
+from .mpi_credit import Credits, acknowledges
 from .mpi_liveness import LIVENESS_S, Liveness
 
 # How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
@@ -336,6 +337,10 @@ class InstanceRank:
         self.downstream = sorted(
             {self.rank_of[(s, i)] for s in graph.successors(pe_name) for i in range(plan.instances[s])}
         )
+        self.credits = Credits(graph, plan, self.rank_of, pe_name, instance)  # shuffles split by demand
+        channel.on_ack = self.credits.acknowledged
+        self.acknowledges = acknowledges(graph, plan, pe_name)
+        self._credit_wait = Backoff()
         self.outputs: dict[str, dict[str, list]] = {}
         self._next_tick = 0.0
         self._next_progress = time.perf_counter() + PROGRESS_S
@@ -387,6 +392,7 @@ class InstanceRank:
             message = self.channel.receive()
             if message is None:
                 self.channel.flush()  # about to wait: what is buffered goes now
+                self.channel.send_acks()
                 self._progress(time.perf_counter())
                 backoff.sleep()
                 continue
@@ -395,10 +401,14 @@ class InstanceRank:
             if tag != DATA:
                 continue
             items, eos = payload
+            sender = self.channel.source
             for port, item in items:
                 if self.channel.stopped:
                     return
+                began = time.perf_counter()
                 self.invoker.process(self.name, {port: item})
+                if self.acknowledges:
+                    self.channel.finished(sender, time.perf_counter() - began)
                 self._tick()
             waiting -= eos
 
@@ -407,6 +417,7 @@ class InstanceRank:
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             self.channel.flush()
+            self.channel.send_acks()
             self.channel.poll_stop()
             self._progress(now)
 
@@ -422,4 +433,21 @@ class InstanceRank:
                 add_output(self.outputs, pe, port, data)
             return
         for dest in self.router.route(pe, port, data):
-            self.channel.put(self.rank_of[(dest.pe, dest.instance)], dest.port, data)
+            if self.credits.splits(dest.pe, dest.port):
+                rank = self.credits.pick(dest.pe, dest.port, self._wait_for_credit)
+                self._credit_wait.reset()
+            else:
+                rank = self.rank_of[(dest.pe, dest.instance)]
+            self.channel.put(rank, dest.port, data)
+            self.credits.sent(rank)
+
+    def _wait_for_credit(self) -> bool:
+        """While no instance of a demand-split stream has credit: send what is held (so
+        that acknowledgements come), take acknowledgements; True if the run stops."""
+        self.channel.flush()
+        self.channel.send_acks()
+        if self.channel.poll_stop():
+            return True
+        self._progress(time.perf_counter())
+        self._credit_wait.sleep()
+        return False
