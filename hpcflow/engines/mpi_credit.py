@@ -78,6 +78,8 @@ class Credits:
         self.unfinished: dict[int, int] = dict.fromkeys(self._senders, 0)
         self._limit: dict[int, int] = dict.fromkeys(self._senders, 1)
         self._cost: dict[int, float] = {}  # rank -> its seconds per item, smoothed
+        self._acked_at: dict[int, int] = dict.fromkeys(self._senders, 0)  # rank -> when it last acknowledged
+        self._acks = 0
 
     def splits(self, pe: str, port: str) -> bool:
         return (pe, port) in self._ranks
@@ -91,6 +93,8 @@ class Credits:
         if rank not in self.unfinished:
             return
         self.unfinished[rank] = max(0, self.unfinished[rank] - items)
+        self._acks += 1
+        self._acked_at[rank] = self._acks
         cost = self._cost.get(rank)
         cost = seconds_per_item if cost is None else cost + SMOOTHING * (seconds_per_item - cost)
         self._cost[rank] = cost
@@ -102,19 +106,20 @@ class Credits:
 
     def pick(self, pe: str, port: str, wait: Callable[[], bool]) -> int:
         """The rank of the instance of (`pe`, `port`) for the next item: the one with the
-        fewest unfinished items among those under their credit. `wait()` is called while
-        none is, until one is or it returns True (the run stops: any rank will do)."""
+        fewest unfinished items among those under their credit, of those the one that
+        acknowledged last (it has just finished an item: most likely idle, as this sender
+        cannot see the items of the others). `wait()` is called while none is, until one
+        is or it returns True (the run stops: any rank will do)."""
         ranks = self._ranks[(pe, port)]
         start = self._next[(pe, port)]
         while True:
-            best, fewest = None, None
+            best, key = None, None
             for k in range(len(ranks)):
                 i = (start + k) % len(ranks)
-                n = self.unfinished[ranks[i]]
-                if n < self._limit[ranks[i]] and (fewest is None or n < fewest):
-                    best, fewest = i, n
-                    if n == 0:
-                        break
+                rank = ranks[i]
+                n = self.unfinished[rank]
+                if n < self._limit[rank] and (key is None or (n, -self._acked_at[rank]) < key):
+                    best, key = i, (n, -self._acked_at[rank])
             if best is not None or wait():
                 i = start if best is None else best
                 self._next[(pe, port)] = (i + 1) % len(ranks)
