@@ -33,7 +33,7 @@ class ByKey(GenericPE):
 def credits_of(graph: WorkflowGraph, processes: int, sender: str, instance: int = 0):
     plan = make_plan(graph, STATIC, processes)
     rank_of = {slot: rank for rank, slot in enumerate(plan.pinned)}
-    return plan, rank_of, Credits(graph, plan, rank_of, sender, instance)
+    return plan, rank_of, Credits(graph, plan, rank_of, sender, instance, tick_s=0.01, batch_items=256)
 
 
 def chain(n: int = 2) -> tuple[WorkflowGraph, str, str]:

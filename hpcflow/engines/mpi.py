@@ -54,6 +54,7 @@ from ..metrics import cpu_seconds
 from ..mpirun import launcher_size
 from ..routing import Router
 from .mpi_channel import (
+    BATCH_ITEMS,
     DATA,
     DONE,
     DRAIN_DEADLINE,
@@ -337,10 +338,11 @@ class InstanceRank:
         self.downstream = sorted(
             {self.rank_of[(s, i)] for s in graph.successors(pe_name) for i in range(plan.instances[s])}
         )
-        self.credits = Credits(graph, plan, self.rank_of, pe_name, instance)  # shuffles split by demand
+        self.credits = Credits(graph, plan, self.rank_of, pe_name, instance, TICK_S, BATCH_ITEMS)  # split by demand
         channel.on_ack = self.credits.acknowledged
         self.acknowledges = acknowledges(graph, plan, pe_name)
         self._credit_wait = Backoff()
+        self._done, self._done_from, self._done_since = 0, -1, 0.0  # items done, not yet acknowledged
         self.outputs: dict[str, dict[str, list]] = {}
         self._next_tick = 0.0
         self._next_progress = time.perf_counter() + PROGRESS_S
@@ -401,15 +403,14 @@ class InstanceRank:
             if tag != DATA:
                 continue
             items, eos = payload
-            sender = self.channel.source
+            self._done_from, self._done_since = self.channel.source, time.perf_counter()
             for port, item in items:
                 if self.channel.stopped:
                     return
-                began = time.perf_counter()
                 self.invoker.process(self.name, {port: item})
-                if self.acknowledges:
-                    self.channel.finished(sender, time.perf_counter() - began)
+                self._done += self.acknowledges
                 self._tick()
+            self._note_done()
             waiting -= eos
 
     def _tick(self) -> None:
@@ -417,9 +418,18 @@ class InstanceRank:
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             self.channel.flush()
+            self._note_done()
             self.channel.send_acks()
             self.channel.poll_stop()
             self._progress(now)
+
+    def _note_done(self) -> None:
+        """Hand the items done since the last note (all from one sender: one batch's) to
+        the acknowledgements, with their seconds each."""
+        if self._done:
+            now = time.perf_counter()
+            self.channel.finished(self._done_from, self._done, now - self._done_since)
+            self._done, self._done_since = 0, now
 
     def _progress(self, now: float) -> None:
         """Every PROGRESS_S, this rank's counts to rank 0 (which keeps its own)."""
@@ -445,6 +455,7 @@ class InstanceRank:
         """While no instance of a demand-split stream has credit: send what is held (so
         that acknowledgements come), take acknowledgements; True if the run stops."""
         self.channel.flush()
+        self._note_done()
         self.channel.send_acks()
         if self.channel.poll_stop():
             return True

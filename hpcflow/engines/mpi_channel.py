@@ -41,6 +41,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from .mpi_credit import CHEAP_S
 from .mpi_liveness import Liveness
 
 # Message tags. Messages between two ranks with the same tag arrive in the order sent,
@@ -75,6 +76,10 @@ BATCH_ITEMS = 256
 # with the receiver's work; fewer bounds what a slow consumer holds (at most
 # MAX_IN_FLIGHT * BATCH_ITEMS items per upstream rank).
 MAX_IN_FLIGHT = 4
+
+# How often a rank acknowledges items cheaper than CHEAP_S (mpi_credit): their senders
+# only need to know that they are cheap.
+CHEAP_ACK_S = 0.1
 
 # The longest sleep of an idle rank: how late it may notice a message (mpi4py.futures'
 # default). Shorter wastes CPU when ranks outnumber cores.
@@ -136,6 +141,7 @@ class Channel:
         self.source = -1  # the sender of the message receive() returned last
         self.on_ack: Callable[[int, int, float], None] | None = None  # a sender's credits (mpi_credit)
         self._done: dict[int, list[float]] = {}  # sender -> [items done since the last ACK, their seconds]
+        self._acked_at: dict[int, float] = {}  # sender -> when it was last sent an ACK
 
     # -- data ------------------------------------------------------------------
     def put(self, dest: int, port: str, item: Any) -> None:
@@ -169,22 +175,30 @@ class Channel:
             backoff.sleep()
 
     # -- acknowledgements (a receiver's items done, for its senders' credits) -----
-    def finished(self, sender: int, seconds: float) -> None:
-        """One item from `sender` is done, after `seconds`; acknowledged by send_acks()."""
+    def finished(self, sender: int, items: int, seconds: float) -> None:
+        """`items` from `sender` are done, after `seconds`; acknowledged by send_acks()."""
         done = self._done.get(sender)
         if done is None:
-            self._done[sender] = [1, seconds]
+            self._done[sender] = [items, seconds]
         else:
-            done[0] += 1
+            done[0] += items
             done[1] += seconds
 
     def send_acks(self) -> None:
-        """Tell each sender how many of its items are done since the last time."""
+        """Tell each sender how many of its items are done since the last time; of items
+        cheaper than CHEAP_S (which their sender does not split by credit), at most
+        every CHEAP_ACK_S after the first, to keep its counts near."""
         if not self._done or self.stopped:
             return
-        for sender, (items, seconds) in self._done.items():
+        now = time.monotonic()
+        for sender in list(self._done):
+            items, seconds = self._done[sender]
+            last = self._acked_at.get(sender)
+            if last is not None and seconds < CHEAP_S * items and now - last < CHEAP_ACK_S:
+                continue
             self.send(sender, ACK, (self.rank, int(items), seconds / items))
-        self._done.clear()
+            self._acked_at[sender] = now
+            del self._done[sender]
         if len(self._control) > 64:
             self._control = [r for r in self._control if not r.Test()]
 
