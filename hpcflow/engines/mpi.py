@@ -6,7 +6,9 @@ where every other instance lives without asking; ranks beyond the plan idle unti
 end. A rank's loop: preprocess; a root runs its feed, any other PE takes batches until
 it has an end-of-stream mark from every upstream instance; postprocess; send the
 end-of-stream mark to every downstream instance. So postprocess() runs after the last
-item and its output flows downstream before the run ends, with no idle timeout.
+item and its output flows downstream before the run ends, with no idle timeout. An item
+for a shuffle input of a PE with several instances goes where the sender's credits say
+(mpi_credit.py: by demand); any other goes where the Router says.
 
 The end of a run, normal or failed, is one path: every rank completes its sends and
 reports to rank 0, which merges the reports and answers every rank with the summary.
