@@ -1,7 +1,7 @@
 """One run of the latency-bound workload on dispel4py's own `mpi` mapping, for
 mpi_overhead.py --latency-bound --peer: run it as every rank of an MPI job,
 
-    mpiexec -n 16 python experiments/bench/peer_dispel4py_mpi.py OUT.json
+    mpiexec -n 16 python experiments/bench/peer_dispel4py_mpi.py OUT.json [ITEMS]
 
 The graph is peer_dispel4py.py's form of peer_workloads.py's `latency` workload (the same
 items and the same Beta(2,5) sleeps as hpcflow's `pipeline`); dispel4py places it as it
@@ -20,6 +20,7 @@ keeps every request until the run ends, which is what the MPI standard asks of t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import pickle
@@ -57,6 +58,8 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     mpi_process.comm = kept = _KeepRequests(comm)
     workload = next(w for w in workloads(quick=False) if w.name == "latency")
+    if len(sys.argv) > 2:  # a smaller run (the tests')
+        workload = dataclasses.replace(workload, items=int(sys.argv[2]))
     out_dir = comm.bcast(tempfile.mkdtemp(prefix="hpcflow-mp-d4p-") if comm.rank == 0 else None, root=0)
     graph, inputs = peer_dispel4py.build(workload, out_dir)
     comm.Barrier()
