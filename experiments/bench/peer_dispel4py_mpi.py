@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import pickle
+import shutil
 import sys
 import tempfile
 import time
@@ -72,6 +73,7 @@ def main() -> None:
     comm.Barrier()  # every rank's postprocess() has saved its outputs
     if comm.rank == 0:
         outputs = [item for path in Path(out_dir).glob("*.pkl") for item in pickle.loads(path.read_bytes())]
+        shutil.rmtree(out_dir)
         runtime = max(e for _, e in times) - min(s for s, _ in times)
         correct = result_of(workload, outputs) == workload.expected()
         Path(sys.argv[1]).write_text(json.dumps({"runtime_s": runtime, "processes": comm.size, "correct": correct}))
