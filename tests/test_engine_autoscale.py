@@ -44,6 +44,23 @@ def test_a_bursty_load_parks_workers_and_wakes_the_pool_for_a_burst():
     assert min(targets[top:]) < targets[top]  # and parked again after it
 
 
+def test_on_shared_memory_the_whole_pool_is_parked_between_bursts():
+    graph, inputs, _ = bursty(pause=0.5)
+    expected = run(graph, inputs, "simple")
+    got = run(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="backlog")
+    assert canonical(got.outputs) == canonical(expected.outputs)
+    targets = [n for _, n in got.metrics.autoscale_timeline]
+    assert targets[0] == 0 and max(targets) > 0  # nothing queued at the start: no pool worker active
+    top = targets.index(max(targets))
+    assert 0 in targets[top:]  # and none again once the first burst is worked off
+
+
+def test_the_papers_rules_keep_one_pool_worker_active():
+    graph, inputs, _ = bursty(bursts=1, pause=0.3)
+    m = run(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="idle").metrics
+    assert min(n for _, n in m.autoscale_timeline) >= 1
+
+
 def test_dyn_multi_keeps_every_pool_worker_active():
     graph, inputs, _ = bursty(bursts=1, pause=0.3)
     m = run(graph, inputs, "dyn_multi", PROCESSES).metrics
@@ -109,7 +126,7 @@ def test_a_parked_worker_uses_no_cpu_while_parked():
             assert cpu_b - cpu_a <= TICK_S + 1e-9, f"worker {wid} used {cpu_b - cpu_a:.2f} s of CPU while parked"
             parked_spans += 1
             after_work += cpu_a > 0
-    # All but one pool worker are parked from the start to the first burst, 1.5 s in;
+    # The whole pool is parked from the start to the first burst, 1.5 s in;
     # the burst wakes them all (its tasks are not measured yet: a worker each), and
     # they are parked again for the 1.5 s before the second.
     assert parked_spans >= 10

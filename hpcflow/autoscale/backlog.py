@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .observation import Observation
 
@@ -72,6 +73,9 @@ class BacklogPolicy:
 
     drain: float = 0.25
     k: int = 1
+    parks_all: ClassVar[bool] = True
+    """Its target is at least one worker whenever a task is queued, and `demand` answers
+    at once, so where waking is free the pool may be parked whole (`min_workers` 0)."""
     _lower: list[int] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:

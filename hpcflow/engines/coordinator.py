@@ -158,7 +158,10 @@ class Coordinator:
         self.plan = plan = job.plan
         self.graph = job.graph
         self.options = job.options
-        self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool) if job.mapping.autoscale else None
+        self.scaler = None
+        if job.mapping.autoscale:  # on shared memory a wake is a flag: the whole pool may be parked
+            free_wakes = job.mapping.transport == "shared memory"
+            self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool, free_wakes=free_wakes)
         self.service_times = ServiceTimes()
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.broker = make_broker(job, self.ctx)
@@ -291,6 +294,8 @@ class Coordinator:
                 self.started_at = time.perf_counter()
         elif kind == OUTPUT:
             self.on_deliveries(w, msg[1])
+            if self.scaler is not None:  # streamed outputs may queue work for parked workers
+                self.rescale(w, time.perf_counter(), done=False)
             pausing = self.checkpointer is not None and self.checkpointer.open
             dests = {c.pe for d in msg[1] for c in d.outputs}
             if self.signalled is not None or pausing or not self.flow.hold(w.id, dests):
@@ -455,18 +460,19 @@ class Coordinator:
             for w in idle[: len(active) - target]:
                 self.park(w, now)
 
-    def rescale(self, w: Worker, now: float) -> None:
-        """After a report, between steps: ask the scaler's `demand` when work is queued
-        for the pool while workers are parked, or when the pool has nothing queued (the
-        reporting worker has nothing to do); wake parked workers up to its answer, then
-        park the reporting worker if the pool is above it. A burst arriving just after a
-        step would otherwise wait up to a whole interval for workers, and a worker left
-        idle stay active as long."""
+    def rescale(self, w: Worker, now: float, done: bool = True) -> None:
+        """After a report or streamed outputs, between steps: ask the scaler's `demand`
+        when work is queued for the pool while workers are parked, or when a report
+        leaves the pool nothing queued (the reporting worker has nothing to do); wake
+        parked workers up to its answer, then park the reporting worker if the pool is
+        above it. A burst arriving just after a step would otherwise wait up to a whole
+        interval for workers, and a worker left idle stay active as long. Outputs sent
+        mid-task (`done` False) only wake: their worker is still running its task."""
         pool = self.pool_workers()
         pool_queued = any(self.broker.queued_by_pe[pe] for pe in self.pool_pes)
-        if (pool_queued and any(x.parked for x in pool)) or (w.pool and not pool_queued):
+        if (pool_queued and any(x.parked for x in pool)) or (done and w.pool and not pool_queued):
             self.wake_up_to(self.scaler.demand(self.observe(now, pool)), pool, now)
-        if w.pool and not w.parked and sum(1 for x in pool if not x.parked) > self.scaler.target:
+        if done and w.pool and not w.parked and sum(1 for x in pool if not x.parked) > self.scaler.target:
             self.park(w, now)
 
     def wake_up_to(self, target: int, pool: list[Worker], now: float) -> None:
