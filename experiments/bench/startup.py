@@ -78,7 +78,10 @@ for path in sys.argv[1:]:
     {call}
     print(repr(t0))
 """
-HPCFLOW_SETUP = f"sys.path.insert(0, {str(HERE.parent)!r})\nimport startup\nfrom hpcflow import run\ngraph, inputs = startup.build()"
+HPCFLOW_SETUP = f"""sys.path.insert(0, {str(HERE.parent)!r})
+import startup
+from hpcflow import run
+graph, inputs = startup.build()"""
 HPCFLOW_CALL = "run(graph, inputs, {mapping!r}, {n})"
 # The Pool's side imports no hpcflow: its task is this copy of `stamp`, defined in __main__.
 POOL_SETUP = f"""import multiprocessing, multiprocessing.pool, os, time
