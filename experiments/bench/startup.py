@@ -2,10 +2,11 @@
 
 Two ways, each in fresh interpreters, hpcflow and Pool alternating, medians of `--repeats`:
 
-- api: in a fresh Python process that has imported what it needs (hpcflow, or
-  multiprocessing.pool), from `run(graph, inputs, MAPPING, N)` (resp. `Pool(N)` and
-  `apply`) to the moment the first task starts (the source's first call, resp. the
-  applied function), on the wall clock; also the same again in that process (warm).
+- api: in a fresh Python process that has imported what a user imports (`from hpcflow
+  import run`, resp. `import multiprocessing`), from `run(graph, inputs, MAPPING, N)`
+  (resp. `Pool(N)` and `apply`) to the moment the first task starts (the source's first
+  call, resp. the applied function), on the wall clock: what the call imports on first
+  use counts, on both sides; also the same again in that process (warm).
 - cli: from launching `hpcflow run THIS_FILE --mapping M --cpus N` (resp. `python -c`
   with a Pool of N) to the first task: what a user waits for at a prompt, interpreter
   and imports included.
@@ -84,7 +85,7 @@ from hpcflow import run
 graph, inputs = startup.build()"""
 HPCFLOW_CALL = "run(graph, inputs, {mapping!r}, {n})"
 # The Pool's side imports no hpcflow: its task is this copy of `stamp`, defined in __main__.
-POOL_SETUP = f"""import multiprocessing, multiprocessing.pool, os, time
+POOL_SETUP = f"""import multiprocessing, os, time
 def stamp():
     now = time.time()
     try:

@@ -521,16 +521,16 @@ class Coordinator:
                 self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
-            for _ in range(self.plan.pool):
-                self.start_worker()
+            active = self.scaler.initial() if self.scaler is not None else self.plan.pool
+            for i in range(self.plan.pool):
+                self.start_early()
+                w = self.start_worker()
+                if i >= active:  # the auto-scaler's first target: the rest start parked
+                    self.park(w, time.perf_counter())
             if self.restored is not None:
                 self.restore(self.restored[0])
             if self.checkpointer is not None:
                 self.checkpointer.start_clock(time.perf_counter())
-            if self.scaler is not None:
-                now = time.perf_counter()
-                for w in self.pool_workers()[self.scaler.initial() :]:
-                    self.park(w, now)
             self.loop()
         except self.broker.lost as exc:
             self.failure = self.transport_lost(exc)
@@ -548,6 +548,18 @@ class Coordinator:
         self.stats.startup_s = (self.started_at or end) - self.t0
         self.stats.tail_s = end - max(self.last_report, self.t0)
         return self.outcome(end - self.t0, cpu_seconds() - cpu0)
+
+    def start_early(self) -> None:
+        """Before each pool worker's start, on shared memory, every pinned instance
+        started: feed the roots and answer the workers already started, so that the first
+        task need not wait for the last fork. Not when resuming: the feeds' positions come
+        from the checkpoint."""
+        if self.restored is not None or self.job.mapping.transport != "shared memory":
+            return
+        self.feed_roots()
+        self.broker.dispatch()
+        for wid, msg in self.broker.poll(0):
+            self.on_event(wid, msg)
 
     def loop(self) -> None:
         next_sample = self.t0
