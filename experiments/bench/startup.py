@@ -17,7 +17,7 @@ bytecode caching on (a package installed by pip has its .pyc files; one that com
 every module on every start measures the compiler, not the start-up), after one
 unmeasured run; set PYTHONPYCACHEPREFIX to keep the caches out of the source tree.
 
-    python experiments/bench/startup.py [--processes 8] [--repeats 5] [--mappings dyn_multi,multi]
+    python experiments/bench/startup.py [--processes 8] [--repeats 5] [--mappings dyn_multi,multi] [--compile]
 """
 
 from __future__ import annotations
@@ -99,11 +99,14 @@ def stamp():
 POOL_CALL = "with multiprocessing.get_context('fork').Pool({n}) as pool: pool.apply(stamp)"
 
 
+NO_BYTECODE: dict[str, str] = {}  # --compile: the environment that makes every start compile every module
+
+
 def env() -> dict[str, str]:
     out = dict(os.environ)
     out.pop("PYTHONDONTWRITEBYTECODE", None)
     out.pop(STAMP, None)
-    return out
+    return {**out, **NO_BYTECODE}
 
 
 def read_stamp(path: Path) -> float:
@@ -150,11 +153,20 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--mappings", default="dyn_multi,multi")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="no bytecode cache read or written, on both sides (the standard library too): an "
+        "environment with PYTHONDONTWRITEBYTECODE=1 and an editable install compiles hpcflow at every start",
+    )
     args = ap.parse_args()
     n, mappings = args.processes, args.mappings.split(",")
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="hpcflow-startup-") as d:
         tmp = Path(d)
+        if args.compile:
+            (tmp / "empty-pycache").mkdir()
+            NO_BYTECODE.update(PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(tmp / "empty-pycache"))
         cli(hpcflow_cli(mappings[0], n, tmp), tmp)  # once unmeasured: every module's bytecode is cached
         for _ in range(args.repeats):
             cold, warm = api(POOL_SETUP, POOL_CALL.format(n=n), tmp)
@@ -167,7 +179,8 @@ def main() -> None:
                 rows.setdefault(f"api hpcflow {m} (warm)", []).append(warm)
                 rows.setdefault(f"cli hpcflow {m}", []).append(cli(hpcflow_cli(m, n, tmp), tmp))
     medians = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"start-up to the first task, {n} processes, median of {args.repeats} (ms; x: / Pool's, the same way)")
+    how = ", every module compiled" if args.compile else ""
+    print(f"start-up to the first task, {n} processes{how}, median of {args.repeats} (ms; x: / Pool's, the same way)")
     print(f"{'':34} {'ms':>8} {'x Pool':>7}")
     for key, value in medians.items():
         way, _, rest = key.partition(" ")

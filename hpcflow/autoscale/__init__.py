@@ -16,8 +16,9 @@ The coordinator's contract::
         if target < active: park workers being woken, then idle ones, until
                             active == target or none of them is left;
                             never interrupt a worker running a task
-    after a task report or streamed outputs, between steps, if work is queued while
-    workers are parked, or if a pool worker reported and nothing is queued for the pool:
+    after a task report or (free wakes) streamed outputs, between steps, if work is
+    queued while workers are parked, or if a pool worker reported and nothing is queued
+    for the pool:
         target = scaler.demand(obs)                 # a policy without `demand`: unchanged
         wake parked workers until active == target
     after a task report (not streamed outputs), if active > target: park the reporting worker

@@ -157,10 +157,10 @@ class Coordinator:
         self.plan = plan = job.plan
         self.graph = job.graph
         self.options = job.options
+        self.local = job.mapping.transport == "shared memory"  # a wake is a flag, a look at the pool a count
         self.scaler = None
-        if job.mapping.autoscale:  # on shared memory a wake is a flag: the whole pool may be parked
-            free_wakes = job.mapping.transport == "shared memory"
-            self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool, free_wakes=free_wakes)
+        if job.mapping.autoscale:  # (so locally the whole pool may be parked)
+            self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool, free_wakes=self.local)
         self.service_times = ServiceTimes()
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.broker = make_broker(job, self.ctx)
@@ -293,7 +293,7 @@ class Coordinator:
                 self.started_at = time.perf_counter()
         elif kind == OUTPUT:
             self.on_deliveries(w, msg[1])
-            if self.scaler is not None:  # streamed outputs may queue work for parked workers
+            if self.scaler is not None and self.local:  # streamed outputs may queue work for parked workers
                 self.rescale(w, time.perf_counter(), done=False)
             pausing = self.checkpointer is not None and self.checkpointer.open
             dests = {c.pe for d in msg[1] for c in d.outputs}
@@ -554,7 +554,7 @@ class Coordinator:
         started: feed the roots and answer the workers already started, so that the first
         task need not wait for the last fork. Not when resuming: the feeds' positions come
         from the checkpoint."""
-        if self.restored is not None or self.job.mapping.transport != "shared memory":
+        if self.restored is not None or not self.local:
             return
         self.feed_roots()
         self.broker.dispatch()
