@@ -15,7 +15,7 @@ import psutil
 import pytest
 from graphs import canonical, linear
 
-from hpcflow import run
+from hpcflow import IterativePE, ProducerPE, WorkflowGraph, run
 from hpcflow.api import prepare
 from hpcflow.engines.coordinator import Coordinator
 from hpcflow.workflows.pipeline import build
@@ -164,3 +164,45 @@ def test_the_cli_refuses_an_unknown_policy_in_one_line(cli):
     assert done.stderr.strip().splitlines() == [
         "hpcflow: error: unknown autoscale policy 'eager'; choose one of: backlog, naive, idle"
     ]
+
+
+class WritesThenWaits(ProducerPE):
+    """Writes `n` items in one call, then waits (up to 20 s) for a stage to have run one:
+    emits True if one did while this call was still going."""
+
+    def __init__(self, marker: str, n: int = 10):
+        super().__init__()
+        self.marker, self.n = marker, n
+
+    def _process(self, inputs):
+        for i in range(self.n):
+            self.write("output", i)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return os.path.exists(self.marker)
+
+
+class MarksItsRun(IterativePE):
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def _process(self, data):
+        if not isinstance(data, bool):
+            open(self.marker, "a").close()
+        return data
+
+
+def test_streamed_outputs_wake_parked_workers_before_their_call_ends(tmp_path):
+    # One step at the start (every pool worker parked: nothing is queued), none after it:
+    # only the source's streamed outputs can wake a worker while its call goes on.
+    marker = str(tmp_path / "ran")
+    graph = WorkflowGraph()
+    source, stage = WritesThenWaits(marker), MarksItsRun(marker)
+    graph.connect(source, "output", stage, "input")
+    got = run(graph, {source: 1}, "dyn_auto_multi", 4, autoscale="backlog:interval=1000")
+    items = [x for ports in got.outputs.values() for xs in ports.values() for x in xs]
+    assert got.metrics.status == "ok"
+    assert sorted(x for x in items if not isinstance(x, bool)) == list(range(10))
+    assert [x for x in items if isinstance(x, bool)] == [True]

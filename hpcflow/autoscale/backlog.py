@@ -34,7 +34,7 @@ the moment a task is queued (`parks_all`): where waking is free (shared memory, 
 coordinator also asks `demand` when a worker's streamed outputs queue work), the engine
 lets it park the whole pool (`min_workers` 0), so no worker waits through a pause for
 the next burst. On the real bursty benchmark (8 processes) that took process time from
-0.44 to 0.34 of dyn_multi's at the same runtime; in the simulator, bursty 29.1% ->
+0.44 to 0.35 of dyn_multi's at the same runtime; in the simulator, bursty 29.1% ->
 24.5% and waves 53.7% -> 51.0% of always-on, the other loads within 0.4 point.
 
 Defaults, for the shared-memory engine, where waking a parked worker costs nothing.
