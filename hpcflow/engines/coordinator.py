@@ -136,6 +136,7 @@ class Stats:
     pool_timeline: list = field(default_factory=list)  # [t, active pool workers], auto-scaled runs
     replaced: int = 0
     resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
+    chained: int = 0  # tasks run in process by a chain (chain.py)
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
     elastic: dict | None = None  # the metrics of the run's own worker jobs
@@ -336,12 +337,12 @@ class Coordinator:
             feed = self.feeds.get(pe)
             if feed is not None and report.done:
                 feed.in_flight = False
-            self.stats.items[pe] += n
-            if n:
-                self.service_times.record(pe, busy / n)
-                self.broker.publish_service(pe, self.service_times.get(pe))
+            self.measured(pe, n, busy)
             if own is not None and pe != own:
                 helped += busy
+        for pe, n, busy in report.chained:  # run in process by a chain (chain.py): never queued, never pending
+            self.measured(pe, n, busy)
+            self.stats.chained += n
         for pe, n in report.dropped:  # a root halted by a stop signal: its other inputs will not run
             self.term.cancel_pending(pe, n)
         self.stats.errors.extend(report.errors)
@@ -402,6 +403,12 @@ class Coordinator:
         self.stats.replaced += 1
         if not w.joined:  # a joined node's worker is not replaced by one on this node
             self.start_worker()
+
+    def measured(self, pe: str, n: int, busy: float) -> None:
+        self.stats.items[pe] += n
+        if n:
+            self.service_times.record(pe, busy / n)
+            self.broker.publish_service(pe, self.service_times.get(pe))
 
     def resume_mark(self, chunk: int) -> int:
         """Where the replay of a lost chunk resumes: after the writes it already delivered."""
@@ -737,6 +744,7 @@ class Coordinator:
                 "worker_hosts": dict(sorted(Counter(w.host for w in workers).items())),
                 "workers_replaced": self.stats.replaced,
                 "replays_resumed": self.stats.resumed,
+                "tasks_chained": self.stats.chained,
                 "duplicates_dropped": self.ledger.duplicates,
                 "peak_queued": self.broker.peak_queued,
                 **self.broker.metrics(),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import PEError
@@ -64,6 +64,7 @@ class Outbox:
         self.unacked = 0  # OUTPUT messages without a CREDIT back
         self.held: deque[tuple] = deque()  # other messages that came while waiting for a CREDIT
         self.halted = False  # the coordinator asked a root to stop after its current input
+        self.chain_mask: Callable[[str], int] = lambda pe: 0  # what a chunk made for `pe` may chain into
         self.source, self.writer, self.instance = 0, "", None
         self.index = self.lo = self.resume = 0
 
@@ -173,7 +174,7 @@ class Outbox:
         except Exception:
             raise self._unpicklable(key[0], [(port, data, False) for port, data in items]) from None
         cid = chunk_id(self.source, self.lo, len(self.packed))
-        self.packed.append(Chunk(key[0], key[1], len(items), blob, cid, 0, len(blob)))
+        self.packed.append(Chunk(key[0], key[1], len(items), blob, cid, 0, len(blob), self.chain_mask(key[0])))
         self.bytes += len(blob)
 
     def _pack_sinks(self) -> None:

@@ -1,0 +1,128 @@
+"""Chaining stateless stages: a pool worker runs the next PE on an item at once, in process.
+
+When a PE the pool runs writes to a port whose one stream goes, by shuffle, to another
+PE the pool runs, the worker that made the item may run that PE's process() on it at once
+(Flink's operator chaining, Storm's local-or-shuffle grouping): no pickling, no hop to
+the coordinator and back. Only the writes that leave the chain are numbered and
+delivered (outbox.py), so a replay of the chunk makes the same numbered writes and the
+delivery ledger stays exact: a chain of stateless PEs is deterministic per input.
+
+Where a chain may apply (`links`): from a pool PE's output port with exactly one stream
+(not a fan-out), to a pool PE's input grouped by shuffle. A pinned PE (a root, a
+stateful instance, every instance in `multi`) neither chains nor is chained into; a
+group-by, global or all input makes its PE stateful, hence pinned; `mpi` never gets here.
+A destination with several inputs may be chained into on one of them: it is stateless,
+each call sees one input.
+
+When it does (`ChainMask`): whether a chunk's tasks chain into a PE is decided when the
+chunk is made and travels in the chunk (`Chunk.chain`, a bit per PE), so that a replay
+or a resumed checkpoint chains exactly as the first run did, however the measurements
+moved since. A PE is chained into only once it is measured (its first tasks go to the
+pool) and while its measured time per task, its own chain included, is at most
+CHAIN_MAX_S; a slower PE's items go back to the pool, where any idle worker takes them.
+
+What a chained task costs is counted as its PE's: the worker reports (pe, items, busy
+seconds) for the tasks it ran in chains (`Report.chained`), which count in the run's
+items per PE and measure the PE; the time of a task includes the chain it started, so
+the chunks of its PE are sized for the work they really hold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import PEError
+from ..graph import WorkflowGraph
+from ..grouping import SHUFFLE
+from ..plan import DYNAMIC, HYBRID, Plan
+from ..transports.base import DISPATCH_TARGET_S, pool_pes
+
+CHAIN_MAX_S = DISPATCH_TARGET_S / 10  # a PE slower than this a task is not chained into
+
+Links = dict[tuple[str, str], tuple[str, str]]  # (pe, output port) -> (pe, input port) it may chain into
+
+
+def chain_links(graph: WorkflowGraph, plan: Plan, enabled: bool = True) -> Links:
+    """Every output port a chain may follow, and where it leads."""
+    if not enabled or plan.kind not in (DYNAMIC, HYBRID):
+        return {}
+    pool = set(pool_pes(plan))
+    streams: dict[tuple[str, str], list] = defaultdict(list)
+    for e in graph.edges:
+        streams[(e.src, e.src_port)].append(e)
+    links: Links = {}
+    for key, edges in streams.items():
+        if len(edges) != 1:
+            continue
+        e = edges[0]
+        if e.src in pool and e.dst in pool and graph.grouping(e.dst, e.dst_port).kind == SHUFFLE:
+            links[key] = (e.dst, e.dst_port)
+    return links
+
+
+class ChainMask:
+    """The maker's side: which PEs the tasks of a chunk being made may chain into."""
+
+    def __init__(self, links: Links, pe_index: dict[str, int], service_s: Sequence[float]):
+        self.sources = {pe for pe, _ in links}
+        self.targets = sorted({pe_index[dst] for dst, _ in links.values()})
+        self.service_s = service_s  # kept current by the channel
+
+    def __call__(self, pe: str) -> int:
+        if pe not in self.sources:
+            return 0
+        svc = self.service_s
+        mask = 0
+        for i in self.targets:
+            if 0 < svc[i] <= CHAIN_MAX_S:
+                mask |= 1 << i
+        return mask
+
+
+class Chain:
+    """The worker's side: the sink its PEs write to. A write that may chain (its link
+    exists and the running chunk's mask has the destination's bit) runs the destination
+    at once; any other goes to `forward` (the outbox: routed, numbered, delivered)."""
+
+    def __init__(self, links: Links, pe_index: dict[str, int], forward: Callable[[str, str, Any], None]):
+        self.links = {key: (dst, port, 1 << pe_index[dst]) for key, (dst, port) in links.items()}
+        self.forward = forward
+        self.process: Callable[[str, dict[str, Any]], None] | None = None  # the Invoker's, set once made
+        self.mask = 0
+        self.counts: Counter[str] = Counter()
+        self.busy: Counter[str] = Counter()
+        self.failed: PEError | None = None
+
+    def begin(self, mask: int) -> None:
+        """The writes that follow are made running a chunk that may chain into `mask`."""
+        self.mask = mask
+
+    def sink(self, pe: str, port: str, data: Any) -> None:
+        link = self.links.get((pe, port))
+        if link is None or not self.mask & link[2]:
+            self.forward(pe, port, data)
+            return
+        dst, dst_port, _ = link
+        t0 = time.perf_counter()
+        try:
+            self.process(dst, {dst_port: data})
+        except PEError as exc:  # kept, in case the writing PE's own code catches it
+            self.failed = self.failed or exc
+            raise
+        self.busy[dst] += time.perf_counter() - t0
+        self.counts[dst] += 1
+
+    def check(self) -> None:
+        """Raise the error of a chained PE that the PE that wrote to it swallowed."""
+        if self.failed is not None:
+            raise self.failed
+
+    def take(self) -> list[tuple[str, int, float]]:
+        """(pe, items, busy seconds) of the tasks run in chains since the last take."""
+        out = [(pe, n, self.busy[pe]) for pe, n in self.counts.items()]
+        self.counts.clear()
+        self.busy.clear()
+        return out
