@@ -44,7 +44,7 @@ from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
 from .checkpoint import CheckpointDamaged, CheckpointStore, Cut
 from .delivery import DeliveryLedger
-from .flow import FlowControl
+from .flow import ROOT_AHEAD, FlowControl
 from .protocol import (
     BYE,
     CREDIT,
@@ -109,7 +109,7 @@ class Feed:
 
     items: int | list
     sent: int = 0
-    in_flight: bool = False
+    in_flight: int = 0  # chunks given out and not reported: up to ROOT_AHEAD, so a root never waits for its next
 
     @property
     def remaining(self) -> int:
@@ -222,13 +222,13 @@ class Coordinator:
         return self.service_times.get(pe) or 0.0
 
     def feed_roots(self) -> None:
-        """Give each root its next chunk of inputs once its last one is done: a root is
-        called in order, one chunk at a time, and waits while the run is backlogged."""
+        """Give each root its next chunks of inputs, ROOT_AHEAD at a time (run in order,
+        the next waits in its pipe: no round trip between two), unless the run is backlogged."""
         for root, feed in self.feeds.items():
-            if feed.in_flight or feed.remaining == 0 or self.flow.backlogged():
+            if feed.in_flight >= ROOT_AHEAD or feed.remaining == 0 or self.flow.backlogged():
                 continue
             chunk = feed.take(root, chunk_limit(self.service_s(root)))
-            feed.in_flight = True
+            feed.in_flight += 1
             self.broker.submit(chunk)
             self.expect((root, 0), chunk.count)
 
@@ -336,7 +336,7 @@ class Coordinator:
             self.term.completed(pe, n)
             feed = self.feeds.get(pe)
             if feed is not None and report.done:
-                feed.in_flight = False
+                feed.in_flight -= 1
             self.measured(pe, n, busy)
             if own is not None and pe != own:
                 helped += busy
@@ -636,7 +636,7 @@ class Coordinator:
             if c.instance is not None:
                 self.expect((c.pe, c.instance), c.count)
             if c.pe in self.feeds:
-                self.feeds[c.pe].in_flight = True
+                self.feeds[c.pe].in_flight += 1
         self.stats.items.update(cut.items)
         self.stats.errors.extend(cut.errors)
         self.stats.resumed = cut.replays_resumed

@@ -44,7 +44,7 @@ class PipeChannel(Channel):
             raise ChannelClosed from None
 
     def receive(self, work: bool = True) -> tuple:
-        try:  # (work is only ever sent to an idle worker)
+        try:  # (work sent ahead, while the worker is busy, waits here in order)
             return loads(self.conn.recv_bytes())
         except (EOFError, OSError):
             raise ChannelClosed from None
@@ -69,6 +69,7 @@ class Slot:
     pool: bool
     ready: bool = False
     lease: list[Chunk] | None = None  # what it runs now (empty for postprocess)
+    ahead: list[Chunk] | None = None  # its next dose, sent before it finished the current one
     parked: bool = False
     idle_since: float = 0.0
     gone: bool = False
@@ -191,7 +192,9 @@ class ShmBroker(Broker):
         s = self.slots[wid]
         for c in s.lease or ():
             self.replays.pop(c.id, None)
-        s.lease = None
+        s.lease, s.ahead = s.ahead, None  # reports come in the order the doses were sent
+        if s.lease is not None:
+            return
         s.ready = True
         s.idle_since = time.perf_counter()
         if s.deferred is not None:
@@ -235,6 +238,27 @@ class ShmBroker(Broker):
             if chunks:
                 s.lease = chunks
                 self._write(s, (WORK, chunks))
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        """Send a busy worker its next dose before it finishes the current one, so that it
+        never waits for a round trip: a pinned instance its own next work (a root its next
+        inputs), a pool worker pool work while the queues hold a chunk for every pool
+        worker (so what one holds ahead is never what an idle one lacks at the end)."""
+        surplus = sum(len(q) for q in self.pool_queues.values()) - sum(1 for s in self.slots.values() if s.pool)
+        for s in self.slots.values():
+            if not s.lease or s.ahead is not None or s.parked or s.gone or s.stopping or s.deferred:
+                continue
+            if s.pool:
+                if surplus < 0:
+                    continue
+                chunks = self.pool_work()
+                surplus -= len(chunks)
+            else:
+                chunks = self._dose([self.pinned_queues[s.hosts[0]]])
+            if chunks:
+                s.ahead = chunks
+                self._write(s, (WORK, chunks))
 
     # -- auto-scaling and faults ---------------------------------------------
     def park(self, wid: int) -> None:
@@ -253,7 +277,12 @@ class ShmBroker(Broker):
         return out
 
     def pending(self, delivered: Callable[[int], int]) -> list[Chunk]:
-        held = [c._replace(resume=delivered(c.id)) for s in self.slots.values() if not s.gone for c in s.lease or ()]
+        held = [
+            c._replace(resume=delivered(c.id))
+            for s in self.slots.values()
+            if not s.gone
+            for c in (*(s.lease or ()), *(s.ahead or ()))
+        ]
         queued = [c for q in (*self.pinned_queues.values(), *self.pool_queues.values()) for c in q]
         return held + queued
 
@@ -261,7 +290,8 @@ class ShmBroker(Broker):
         return self.slots[wid].proc.pid
 
     def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
-        lost = self.slots[wid].lease or []
+        s = self.slots[wid]
+        lost = [*(s.lease or ()), *(s.ahead or ())]
         for c in lost:
             self.replays[c.id] += 1
             if self.replays[c.id] >= MAX_REPLAYS:
