@@ -67,19 +67,29 @@ class ChainMask:
     """The maker's side: which PEs the tasks of a chunk being made may chain into."""
 
     def __init__(self, links: Links, pe_index: dict[str, int], service_s: Sequence[float]):
-        self.sources = {pe for pe, _ in links}
-        self.targets = sorted({pe_index[dst] for dst, _ in links.values()})
+        self.reach = {pe: sorted(pe_index[d] for d in reachable(links, pe)) for pe, _ in links}
         self.service_s = service_s  # kept current by the channel
 
     def __call__(self, pe: str) -> int:
-        if pe not in self.sources:
-            return 0
         svc = self.service_s
         mask = 0
-        for i in self.targets:
+        for i in self.reach.get(pe, ()):
             if 0 < svc[i] <= CHAIN_MAX_S:
                 mask |= 1 << i
         return mask
+
+
+def reachable(links: Links, pe: str) -> set[str]:
+    """The PEs a chain starting at `pe` may run."""
+    out: set[str] = set()
+    todo = [pe]
+    while todo:
+        src = todo.pop()
+        for (p, _), (dst, _) in links.items():
+            if p == src and dst not in out:
+                out.add(dst)
+                todo.append(dst)
+    return out
 
 
 class Chain:
@@ -89,6 +99,7 @@ class Chain:
 
     def __init__(self, links: Links, pe_index: dict[str, int], forward: Callable[[str, str, Any], None]):
         self.links = {key: (dst, port, 1 << pe_index[dst]) for key, (dst, port) in links.items()}
+        self.names = {1 << i: pe for pe, i in pe_index.items()}
         self.forward = forward
         self.process: Callable[[str, dict[str, Any]], None] | None = None  # the Invoker's, set once made
         self.mask = 0
@@ -99,6 +110,10 @@ class Chain:
     def begin(self, mask: int) -> None:
         """The writes that follow are made running a chunk that may chain into `mask`."""
         self.mask = mask
+
+    def pes(self, mask: int) -> list[str]:
+        """The PEs a chunk with this mask may run in chains (to preprocess them first)."""
+        return [pe for bit, pe in self.names.items() if mask & bit]
 
     def sink(self, pe: str, port: str, data: Any) -> None:
         link = self.links.get((pe, port))

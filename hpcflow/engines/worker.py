@@ -90,7 +90,8 @@ def worker_main(
             dropped: list[tuple[str, int]] = []
             if kind == WORK:
                 before = invoker.items.copy()  # what this batch ran, if a PE fails in it
-                for pe in {c.pe for c in msg[1]} - prepared:  # a PE is prepared when this worker first runs it
+                needed = {pe for c in msg[1] for pe in (c.pe, *chain.pes(c.chain))}
+                for pe in needed - prepared:  # a PE is prepared when this worker first runs it (or may chain into it)
                     invoker.preprocess(pe)
                     prepared.add(pe)
                 stats = []

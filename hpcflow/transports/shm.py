@@ -23,7 +23,18 @@ from typing import Any
 from ..engines.protocol import DONE, EXITED, FINALIZE, OUTPUT, READY, STOP, WORK, Chunk, Delivery, Report, dumps, loads
 from ..engines.worker import start_worker_process
 from ..job import Job
-from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, reap, replay_limit
+from .base import (
+    DISPATCH_TARGET_S,
+    MAX_REPLAYS,
+    Broker,
+    Channel,
+    ChannelClosed,
+    is_pool,
+    pool_pes,
+    reap,
+    replay_limit,
+    replay_of,
+)
 
 
 class PipeChannel(Channel):
@@ -291,10 +302,9 @@ class ShmBroker(Broker):
 
     def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
         s = self.slots[wid]
-        lost = [*(s.lease or ()), *(s.ahead or ())]
-        for c in lost:
+        for c in s.lease or ():  # (its dose ahead had not started)
             self.replays[c.id] += 1
             if self.replays[c.id] >= MAX_REPLAYS:
                 raise replay_limit(c, why)
-        for c in reversed(lost):  # what the dead worker delivered of each is not sent again
-            self.enqueue(c._replace(resume=delivered(c.id)), front=True)
+        for c in reversed([*(s.lease or ()), *(s.ahead or ())]):  # what the dead worker delivered is not sent again
+            self.enqueue(replay_of(c, delivered(c.id)), front=True)
