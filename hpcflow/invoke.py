@@ -110,10 +110,18 @@ class Invoker:
         if self.policy.mode != "fail":
             self._call(name, lambda: self._write_result(pe, pe.process(inputs)), inputs, None)
             return
-        try:  # the hot path: no closures, outputs straight to the sink
+        try:  # the hot path: no closures, outputs of declared ports straight to the sink
             result = pe.process(inputs)
             if result:
-                self._write_result(pe, result)
+                if type(result) is dict:
+                    declared, sink = pe.outputconnections, self._sink
+                    for port, data in result.items():
+                        if port in declared:
+                            sink(name, port, data)
+                        else:
+                            pe.write(port, data)
+                else:
+                    self._write_result(pe, result)
         except PE_FAILURES as exc:
             raise self._error(name, inputs, None, exc) from None
 
