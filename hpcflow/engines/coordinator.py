@@ -36,7 +36,6 @@ from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
-from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..transports import check_job, make_broker
@@ -44,7 +43,8 @@ from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
 from .checkpoint import CheckpointDamaged, CheckpointStore, Cut
 from .delivery import DeliveryLedger
-from .flow import ROOT_AHEAD, FlowControl
+from .feed import ROOT_AHEAD, Feed
+from .flow import FlowControl
 from .protocol import (
     BYE,
     CREDIT,
@@ -57,10 +57,8 @@ from .protocol import (
     READY,
     STATE,
     STOP,
-    Chunk,
     Delivery,
     Report,
-    chunk_id,
     chunk_limit,
     dumps,
     loads,
@@ -101,30 +99,6 @@ class Worker:
         if self.active_since is not None:
             self.active_s += now - self.active_since
             self.active_since = None
-
-
-@dataclass
-class Feed:
-    """The not yet handed-out part of a root's inputs."""
-
-    items: int | list
-    sent: int = 0
-    in_flight: int = 0  # chunks given out and not reported: up to ROOT_AHEAD, so a root never waits for its next
-
-    @property
-    def remaining(self) -> int:
-        return feed_length(self.items) - self.sent
-
-    def take(self, root: str, n: int) -> Chunk:
-        """The next `n` inputs as a chunk for instance 0 of `root`."""
-        n = min(n, self.remaining)
-        if isinstance(self.items, int):
-            blob = None
-        else:
-            blob = dumps(self.items[self.sent : self.sent + n])
-        c = Chunk(root, 0, n, blob, chunk_id(root, self.sent), 0, len(blob or b""))
-        self.sent += n
-        return c
 
 
 @dataclass

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 from .protocol import Chunk
 
-ROOT_AHEAD = 2  # chunks of a root's inputs given out at once: it starts the next without a round trip
 MAX_QUEUED_BYTES = 64 << 20  # pickled bytes queued for all PEs together, about
 BYTES_WEIGHT = 0.2  # of the newest chunk in a PE's measured bytes per task
 
