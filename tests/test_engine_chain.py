@@ -188,16 +188,18 @@ def test_a_pe_failing_in_a_chain_is_named_with_its_item(tmp_path, mapping, reque
     assert err.result.metrics.status == "failed"
 
 
-class KillAfterDelivering(GenericPE):
+class MidChain(GenericPE):
     """Writes x twice; the first time it runs in a chain (once per run: a marker file), it
     waits between the two writes long enough for the first to be delivered (FLUSH_S),
-    then SIGKILLs its worker: the replay must resume after what was delivered."""
+    then `act`s: "kill" SIGKILLs its worker (the replay must resume after what was
+    delivered); "stop" sends SIGTERM to the coordinator (this test's process) and waits,
+    so that the checkpoint that stops the run is taken while the chunk runs the chain."""
 
-    def __init__(self, marker):
+    def __init__(self, marker, act):
         super().__init__()
         self._add_input("input")
         self._add_output("output")
-        self.marker = str(marker)
+        self.marker, self.act = str(marker), act
 
     def process(self, inputs):
         x = inputs["input"]
@@ -207,7 +209,10 @@ class KillAfterDelivering(GenericPE):
             return
         time.sleep(0.05)
         self.write("output", (x, 1))  # this write sends the first (it is more than FLUSH_S old)
-        os.kill(os.getpid(), signal.SIGKILL)
+        if self.act == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(1.0)  # the checkpoint is taken meanwhile; the run then stops this worker
 
 
 @pytest.mark.parametrize("mapping", ["dyn_multi", "hybrid_auto_multi", "dyn_redis"])
@@ -215,12 +220,12 @@ def test_a_worker_killed_mid_chain_replays_exactly(tmp_path, mapping, request):
     options = {"redis_url": request.getfixturevalue("redis_server")} if mapping.endswith("redis") else {}
     marker = tmp_path / "killed"
     src = SlowCount()
-    graph = chain(src, Add(1), KillAfterDelivering(marker), Tag())
+    graph = chain(src, Add(1), MidChain(marker, "kill"), Tag())
     marker.touch()
     expected = run(graph, {src: 1500}, "simple")
     marker.unlink()
     src = SlowCount()
-    graph = chain(src, Add(1), KillAfterDelivering(marker), Tag())
+    graph = chain(src, Add(1), MidChain(marker, "kill"), Tag())
     result = run(graph, {src: 1500}, mapping, 4, help_pool=False, **options)  # the kill lands in a pool worker
     assert marker.exists(), "no worker was killed in a chain"
     assert canonical(result.outputs) == canonical(expected.outputs)  # nothing lost, nothing twice
@@ -229,36 +234,13 @@ def test_a_worker_killed_mid_chain_replays_exactly(tmp_path, mapping, request):
     assert result.metrics.replays_resumed >= 1  # the replay dropped the writes already delivered
 
 
-class StopInChain(GenericPE):
-    """Like KillAfterDelivering, but instead of dying it sends SIGTERM to the coordinator
-    (this test's process) mid-call and waits: the checkpoint that stops the run is taken
-    while a chunk runs a chain, some of its writes delivered."""
-
-    def __init__(self, marker):
-        super().__init__()
-        self._add_input("input")
-        self._add_output("output")
-        self.marker = str(marker)
-
-    def process(self, inputs):
-        x = inputs["input"]
-        self.write("output", (x, 0))
-        if not first_in_a_chain(self.marker):
-            self.write("output", (x, 1))
-            return
-        time.sleep(0.05)
-        self.write("output", (x, 1))
-        os.kill(os.getppid(), signal.SIGTERM)
-        time.sleep(1.0)  # the checkpoint is taken meanwhile; the run then stops this worker
-
-
 @pytest.mark.parametrize("mapping", ["dyn_multi", "hybrid_multi"])
 def test_a_checkpoint_taken_mid_chain_resumes_exactly(tmp_path, mapping):
     marker, ck = tmp_path / "signalled", str(tmp_path / "ck")
 
     def graph():
         src = SlowCount()
-        return chain(src, Add(1), StopInChain(marker), Tag()), {src: 1500}
+        return chain(src, Add(1), MidChain(marker, "stop"), Tag()), {src: 1500}
 
     marker.touch()
     expected = run(*graph(), "simple")
