@@ -53,6 +53,7 @@ class Outbox:
         self.collect = collect
         self.channel = channel
         self.buckets: dict[tuple[str, int | None], list] = {}
+        self.fixed: dict[tuple[str, str], list] = {}  # (pe, port) -> its targets, for routes that ignore the item
         self.sinks: dict[tuple[str, str], list] = {}
         self.sink_items = 0
         self.packed: list[Chunk] = []
@@ -82,20 +83,21 @@ class Outbox:
         self.index = i + 1
         if i < self.resume:
             return
-        dests = self.router.route(pe, port, data)
-        if not dests:
+        targets = self.fixed.get((pe, port))
+        if targets is None:
+            targets = self._targets(pe, port, data)
+        if not targets:
             if self.collect:
                 self.sinks.setdefault((pe, port), []).append(data)
                 self.sink_items += 1
                 if self.sink_items >= MAX_CHUNK:
                     self._pack_sinks()
-        for d in dests:
-            key = (d.pe, d.instance)
+        for key, dst_port, index in targets:
             bucket = self.buckets.get(key)
             if bucket is None:
                 bucket = self.buckets[key] = []
-            bucket.append((d.port, data))
-            svc = self.service_s[self.pe_index[d.pe]]
+            bucket.append((dst_port, data))
+            svc = self.service_s[index]
             self.work += svc if svc > 0 else FLUSH_WORK_S / UNMEASURED_PER_FLUSH
             if len(bucket) >= chunk_limit(svc):
                 self._pack(key, self.buckets.pop(key))
@@ -143,6 +145,15 @@ class Outbox:
                 return
 
     # -- internals ---------------------------------------------------------------
+    def _targets(self, pe: str, port: str, data: Any) -> list[tuple[tuple[str, int | None], str, int]]:
+        """Where `data` goes: (bucket key, input port, PE index) a destination; kept for a
+        route that does not depend on the item."""
+        dests = self.router.route(pe, port, data)
+        targets = [((d.pe, d.instance), d.port, self.pe_index[d.pe]) for d in dests]
+        if self.router.is_fixed(pe, port):
+            self.fixed[(pe, port)] = targets
+        return targets
+
     def _on_message(self, msg: tuple) -> None:
         if msg[0] == CREDIT:
             self.unacked -= msg[2]
