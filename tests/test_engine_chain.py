@@ -188,6 +188,25 @@ def test_a_pe_failing_in_a_chain_is_named_with_its_item(tmp_path, mapping, reque
     assert err.result.metrics.status == "failed"
 
 
+@pytest.mark.parametrize("mapping", ["dyn_multi", "hybrid_multi"])
+@pytest.mark.parametrize("policy", ["skip", "retry:1"])
+def test_on_error_policies_hold_inside_a_chain(tmp_path, mapping, policy):
+    """skip: the item is recorded, naming the chained PE, and left out; retry: its second
+    attempt (FailInChain fails once) goes through."""
+    src = SlowCount()
+    graph = chain(src, Add(0), FailInChain(tmp_path / "failed", at=300), Add(1))
+    result = run(graph, {src: 1500}, mapping, 4, on_error=policy)
+    item = int((tmp_path / "failed").read_text())
+    got = sorted(x for ports in result.outputs.values() for items in ports.values() for x in items)
+    assert result.metrics.tasks_chained > 0
+    if policy == "skip":
+        assert got == [x + 1 for x in range(1, 1501) if x != item]
+        assert [(e["pe"], f"bad item {item}" in e["error"]) for e in result.errors] == [("FailInChain", True)]
+    else:
+        assert got == [x + 1 for x in range(1, 1501)]
+        assert result.errors == []
+
+
 class MidChain(GenericPE):
     """Writes x twice; the first time it runs in a chain (once per run: a marker file), it
     waits between the two writes long enough for the first to be delivered (FLUSH_S),
