@@ -33,7 +33,6 @@ from typing import Any
 
 from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
-from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
 from ..job import Job, Outcome, add_output
@@ -491,7 +490,10 @@ class Coordinator:
         handlers = self._install_signal_handlers()
         try:
             self.broker.open()
-            self.elastic = start_elastic(self.job.options)
+            if self.job.options.elastic is not None:  # (imported only then: batch code is slow to import)
+                from ..batch.elastic import start_elastic
+
+                self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
             for _ in range(self.plan.pool):
