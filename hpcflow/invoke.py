@@ -79,6 +79,7 @@ class Invoker:
         self._held: list[tuple[str, str, Any]] | None = None
         for pe in self.pes.values():
             pe._emit = self._emitter(pe.name)
+        self._plain = {n for n, pe in self.pes.items() if type(pe).write is GenericPE.write}  # write() not overridden
 
     def _emitter(self, name: str) -> Callable[[str, Any], None]:
         def emit(port: str, data: Any) -> None:
@@ -113,7 +114,7 @@ class Invoker:
         try:  # the hot path: no closures, outputs of declared ports straight to the sink
             result = pe.process(inputs)
             if result:
-                if type(result) is dict:
+                if type(result) is dict and name in self._plain:
                     declared, sink = pe.outputconnections, self._sink
                     for port, data in result.items():
                         if port in declared:
