@@ -270,3 +270,22 @@ def test_a_checkpoint_taken_mid_chain_resumes_exactly(tmp_path, mapping):
     resumed = run(*graph(), mapping, 4, checkpoint_dir=ck, resume=True)
     assert canonical(resumed.outputs) == canonical(expected.outputs)
     assert resumed.metrics.items == expected.metrics.items
+
+
+class DoubleOnWrite(IterativePE):
+    """Overrides write(): what process() returns goes through it (the hot path must not skip it)."""
+
+    def _process(self, x):
+        return x
+
+    def write(self, name, data):
+        super().write(name, data * 2)
+
+
+@pytest.mark.parametrize("mapping", ["simple", "dyn_multi"])
+def test_an_overridden_write_sees_what_process_returns(mapping):
+    src = SlowCount()
+    graph = chain(src, Add(0), DoubleOnWrite(), Add(1))
+    result = run(graph, {src: 600}, mapping, 4)
+    got = sorted(x for ports in result.outputs.values() for items in ports.values() for x in items)
+    assert got == [2 * x + 1 for x in range(1, 601)]
