@@ -289,3 +289,38 @@ def test_an_overridden_write_sees_what_process_returns(mapping):
     result = run(graph, {src: 600}, mapping, 4)
     got = sorted(x for ports in result.outputs.values() for items in ports.values() for x in items)
     assert got == [2 * x + 1 for x in range(1, 601)]
+
+
+# -- prefetch: a dose sent ahead to a busy worker ---------------------------------------
+
+
+class Blow(IterativePE):
+    """x -> (x, 200 KB): big items between pool stages."""
+
+    def _process(self, x):
+        return (x, bytes(200_000))
+
+
+class Slow(IterativePE):
+    """Passes an item on after 2 ms: slower than a chain takes, so its items are queued."""
+
+    def _process(self, item):
+        time.sleep(0.002)
+        return item
+
+
+class Shrink(IterativePE):
+    def _process(self, item):
+        return (item[0], len(item[1]))
+
+
+@pytest.mark.parametrize("mapping", ["dyn_multi", "hybrid_multi"])
+def test_big_items_with_doses_sent_ahead_never_block(mapping):
+    """Workers busy writing big outputs while the queues hold big tasks: a dose sent ahead
+    that filled a busy worker's pipe blocked the coordinator, and with it every worker
+    (a README example hung so). The run ends, with the right result."""
+    src = SlowCount()
+    graph = chain(src, Blow(), Slow(), Slow(), Shrink())
+    result = run(graph, {src: 300}, mapping, 6)
+    got = sorted(x for ports in result.outputs.values() for items in ports.values() for x in items)
+    assert got == [(x, 200_000) for x in range(1, 301)]

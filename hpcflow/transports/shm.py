@@ -36,6 +36,8 @@ from .base import (
     replay_of,
 )
 
+AHEAD_BYTES = 32 << 10  # a dose sent ahead to a busy worker: far below a pipe's buffer (about 200 KB)
+
 
 class PipeChannel(Channel):
     def __init__(self, conn: Connection, service_s: Any, inherited: list[Connection]):
@@ -215,21 +217,24 @@ class ShmBroker(Broker):
     def publish_service(self, pe: str, seconds: float) -> None:
         self.service[self.pe_index[pe]] = seconds
 
-    def pool_work(self) -> list[Chunk]:
+    def pool_work(self, max_bytes: float = float("inf")) -> list[Chunk]:
         """Chunks for one pool worker (or an idle pinned one): downstream PEs first."""
-        return self._dose([self.pool_queues[pe] for pe in self.pool_priority])
+        return self._dose([self.pool_queues[pe] for pe in self.pool_priority], max_bytes)
 
-    def _dose(self, queues: list[deque[Chunk]]) -> list[Chunk]:
+    def _dose(self, queues: list[deque[Chunk]], max_bytes: float = float("inf")) -> list[Chunk]:
         """About DISPATCH_TARGET_S of work from these queues, in order, so no worker holds
         much more than that while others idle (and a pinned instance passes its outputs
         on as it goes); while a PE's speed is unknown, one chunk (of one task) at a
         time. A chunk replayed after its worker died goes alone, so that if it kills
-        again, the error names its PE."""
+        again, the error names its PE. At most `max_bytes` of pickled tasks."""
         chunks: list[Chunk] = []
-        est = 0.0
+        est, nbytes = 0.0, 0
         for q in queues:
             while q:
                 if chunks and (est >= DISPATCH_TARGET_S or self.replays[q[0].id]):
+                    return chunks
+                nbytes += q[0].nbytes
+                if nbytes > max_bytes:
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
@@ -255,7 +260,10 @@ class ShmBroker(Broker):
         """Send a busy worker its next dose before it finishes the current one, so that it
         never waits for a round trip: a pinned instance its own next work (a root its next
         inputs), a pool worker pool work while the queues hold a chunk for every pool
-        worker (so what one holds ahead is never what an idle one lacks at the end)."""
+        worker (so what one holds ahead is never what an idle one lacks at the end). A
+        dose ahead holds at most AHEAD_BYTES: a busy worker does not read its pipe, and a
+        write that fills it would block the coordinator while that worker waits for it to
+        read its outputs (a bigger dose waits for the worker to be idle, as before)."""
         surplus = sum(len(q) for q in self.pool_queues.values()) - sum(1 for s in self.slots.values() if s.pool)
         for s in self.slots.values():
             if not s.lease or s.ahead is not None or s.parked or s.gone or s.stopping or s.deferred:
@@ -263,10 +271,10 @@ class ShmBroker(Broker):
             if s.pool:
                 if surplus < 0:
                     continue
-                chunks = self.pool_work()
+                chunks = self.pool_work(AHEAD_BYTES)
                 surplus -= len(chunks)
             else:
-                chunks = self._dose([self.pinned_queues[s.hosts[0]]])
+                chunks = self._dose([self.pinned_queues[s.hosts[0]]], AHEAD_BYTES)
             if chunks:
                 s.ahead = chunks
                 self._write(s, (WORK, chunks))
