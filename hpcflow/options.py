@@ -38,6 +38,7 @@ class Options:
     max_queued: int = 10_000  # sources pause while more tasks than this are queued
     max_backlog_s: float = 1.0  # ...or while a PE has more than this much queued work per instance
     help_pool: bool = True  # pinned processes run pool tasks when idle (a crash in one then ends the run)
+    chain: bool = True  # a pool worker runs cheap stateless stages in process (engines/chain.py)
     stall_timeout: float = 900.0  # stop a run in which no task has finished for this long (0: never)
     drain_timeout: float = 30.0  # mpi: a SIGTERM's drain stops at once after this long (fits SLURM's 60 s warning)
     workflow: str | None = None  # name recorded in the metrics
@@ -68,8 +69,9 @@ class Options:
             raise UsageError(f"max_queued must be at least 1, got {opts.max_queued}")
         if opts.autoscale is not None:
             parse_spec(opts.autoscale)  # an unknown policy or parameter fails before the run
-        if not isinstance(opts.help_pool, bool):
-            raise UsageError(f"run option help_pool must be true or false, got {opts.help_pool!r}")
+        for name in ("help_pool", "chain"):
+            if not isinstance(getattr(opts, name), bool):
+                raise UsageError(f"run option {name} must be true or false, got {getattr(opts, name)!r}")
         if opts.elastic is not None:
             opts.elastic = elastic_config(opts.elastic, opts.key_file)
         if opts.max_backlog_s <= 0:

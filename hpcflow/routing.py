@@ -61,6 +61,11 @@ class Router:
     def is_connected(self, pe: str, port: str) -> bool:
         return (pe, port) in self._streams
 
+    def is_fixed(self, pe: str, port: str) -> bool:
+        """Whether what `pe` writes on `port` goes to the same places whatever the item
+        (nowhere, for an unconnected port)."""
+        return (pe, port) in self._fixed or (pe, port) not in self._streams
+
     def route(self, pe: str, port: str, data: Any) -> list[Destination]:
         """Every destination of `data` written by `pe` on `port` ([] if unconnected).
         The list returned may be shared: do not modify it."""

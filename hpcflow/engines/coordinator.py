@@ -35,7 +35,6 @@ from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
-from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
 from ..transports import check_job, make_broker
@@ -43,6 +42,7 @@ from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
 from .checkpoint import CheckpointDamaged, CheckpointStore, Cut
 from .delivery import DeliveryLedger
+from .feed import ROOT_AHEAD, Feed
 from .flow import FlowControl
 from .protocol import (
     BYE,
@@ -56,10 +56,8 @@ from .protocol import (
     READY,
     STATE,
     STOP,
-    Chunk,
     Delivery,
     Report,
-    chunk_id,
     chunk_limit,
     dumps,
     loads,
@@ -103,30 +101,6 @@ class Worker:
 
 
 @dataclass
-class Feed:
-    """The not yet handed-out part of a root's inputs."""
-
-    items: int | list
-    sent: int = 0
-    in_flight: bool = False
-
-    @property
-    def remaining(self) -> int:
-        return feed_length(self.items) - self.sent
-
-    def take(self, root: str, n: int) -> Chunk:
-        """The next `n` inputs as a chunk for instance 0 of `root`."""
-        n = min(n, self.remaining)
-        if isinstance(self.items, int):
-            blob = None
-        else:
-            blob = dumps(self.items[self.sent : self.sent + n])
-        c = Chunk(root, 0, n, blob, chunk_id(root, self.sent), 0, len(blob or b""))
-        self.sent += n
-        return c
-
-
-@dataclass
 class Stats:
     items: Counter = field(default_factory=Counter)
     errors: list = field(default_factory=list)
@@ -135,6 +109,7 @@ class Stats:
     pool_timeline: list = field(default_factory=list)  # [t, active pool workers], auto-scaled runs
     replaced: int = 0
     resumed: int = 0  # replayed chunks whose first outputs had been delivered (not sent again)
+    chained: int = 0  # tasks run in process by a chain (chain.py)
     startup_s: float = 0.0  # until every first worker was ready
     tail_s: float = 0.0  # from the last task report to the end of the run
     elastic: dict | None = None  # the metrics of the run's own worker jobs
@@ -223,13 +198,13 @@ class Coordinator:
         return self.service_times.get(pe) or 0.0
 
     def feed_roots(self) -> None:
-        """Give each root its next chunk of inputs once its last one is done: a root is
-        called in order, one chunk at a time, and waits while the run is backlogged."""
+        """Give each root its next chunks of inputs, ROOT_AHEAD at a time (run in order,
+        the next waits in its pipe: no round trip between two), unless the run is backlogged."""
         for root, feed in self.feeds.items():
-            if feed.in_flight or feed.remaining == 0 or self.flow.backlogged():
+            if feed.in_flight >= ROOT_AHEAD or feed.remaining == 0 or self.flow.backlogged():
                 continue
             chunk = feed.take(root, chunk_limit(self.service_s(root)))
-            feed.in_flight = True
+            feed.in_flight += 1
             self.broker.submit(chunk)
             self.expect((root, 0), chunk.count)
 
@@ -339,13 +314,13 @@ class Coordinator:
             self.term.completed(pe, n)
             feed = self.feeds.get(pe)
             if feed is not None and report.done:
-                feed.in_flight = False
-            self.stats.items[pe] += n
-            if n:
-                self.service_times.record(pe, busy / n)
-                self.broker.publish_service(pe, self.service_times.get(pe))
+                feed.in_flight -= 1
+            self.measured(pe, n, busy)
             if own is not None and pe != own:
                 helped += busy
+        for pe, n, busy in report.chained:  # run in process by a chain (chain.py): never queued, never pending
+            self.measured(pe, n, busy)
+            self.stats.chained += n
         for pe, n in report.dropped:  # a root halted by a stop signal: its other inputs will not run
             self.term.cancel_pending(pe, n)
         self.stats.errors.extend(report.errors)
@@ -406,6 +381,12 @@ class Coordinator:
         self.stats.replaced += 1
         if not w.joined:  # a joined node's worker is not replaced by one on this node
             self.start_worker()
+
+    def measured(self, pe: str, n: int, busy: float) -> None:
+        self.stats.items[pe] += n
+        if n:
+            self.service_times.record(pe, busy / n)
+            self.broker.publish_service(pe, self.service_times.get(pe))
 
     def resume_mark(self, chunk: int) -> int:
         """Where the replay of a lost chunk resumes: after the writes it already delivered."""
@@ -649,7 +630,7 @@ class Coordinator:
             if c.instance is not None:
                 self.expect((c.pe, c.instance), c.count)
             if c.pe in self.feeds:
-                self.feeds[c.pe].in_flight = True
+                self.feeds[c.pe].in_flight += 1
         self.stats.items.update(cut.items)
         self.stats.errors.extend(cut.errors)
         self.stats.resumed = cut.replays_resumed
@@ -757,6 +738,7 @@ class Coordinator:
                 "worker_hosts": dict(sorted(Counter(w.host for w in workers).items())),
                 "workers_replaced": self.stats.replaced,
                 "replays_resumed": self.stats.resumed,
+                "tasks_chained": self.stats.chained,
                 "duplicates_dropped": self.ledger.duplicates,
                 "peak_queued": self.broker.peak_queued,
                 **self.broker.metrics(),

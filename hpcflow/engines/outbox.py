@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import PEError
@@ -53,6 +53,7 @@ class Outbox:
         self.collect = collect
         self.channel = channel
         self.buckets: dict[tuple[str, int | None], list] = {}
+        self.fixed: dict[tuple[str, str], list] = {}  # (pe, port) -> its targets, for routes that ignore the item
         self.sinks: dict[tuple[str, str], list] = {}
         self.sink_items = 0
         self.packed: list[Chunk] = []
@@ -64,6 +65,7 @@ class Outbox:
         self.unacked = 0  # OUTPUT messages without a CREDIT back
         self.held: deque[tuple] = deque()  # other messages that came while waiting for a CREDIT
         self.halted = False  # the coordinator asked a root to stop after its current input
+        self.chain_mask: Callable[[str], int] = lambda pe: 0  # what a chunk made for `pe` may chain into
         self.source, self.writer, self.instance = 0, "", None
         self.index = self.lo = self.resume = 0
 
@@ -81,20 +83,21 @@ class Outbox:
         self.index = i + 1
         if i < self.resume:
             return
-        dests = self.router.route(pe, port, data)
-        if not dests:
+        targets = self.fixed.get((pe, port))
+        if targets is None:
+            targets = self._targets(pe, port, data)
+        if not targets:
             if self.collect:
                 self.sinks.setdefault((pe, port), []).append(data)
                 self.sink_items += 1
                 if self.sink_items >= MAX_CHUNK:
                     self._pack_sinks()
-        for d in dests:
-            key = (d.pe, d.instance)
+        for key, dst_port, index in targets:
             bucket = self.buckets.get(key)
             if bucket is None:
                 bucket = self.buckets[key] = []
-            bucket.append((d.port, data))
-            svc = self.service_s[self.pe_index[d.pe]]
+            bucket.append((dst_port, data))
+            svc = self.service_s[index]
             self.work += svc if svc > 0 else FLUSH_WORK_S / UNMEASURED_PER_FLUSH
             if len(bucket) >= chunk_limit(svc):
                 self._pack(key, self.buckets.pop(key))
@@ -142,6 +145,15 @@ class Outbox:
                 return
 
     # -- internals ---------------------------------------------------------------
+    def _targets(self, pe: str, port: str, data: Any) -> list[tuple[tuple[str, int | None], str, int]]:
+        """Where `data` goes: (bucket key, input port, PE index) a destination; kept for a
+        route that does not depend on the item."""
+        dests = self.router.route(pe, port, data)
+        targets = [((d.pe, d.instance), d.port, self.pe_index[d.pe]) for d in dests]
+        if self.router.is_fixed(pe, port):
+            self.fixed[(pe, port)] = targets
+        return targets
+
     def _on_message(self, msg: tuple) -> None:
         if msg[0] == CREDIT:
             self.unacked -= msg[2]
@@ -173,7 +185,7 @@ class Outbox:
         except Exception:
             raise self._unpicklable(key[0], [(port, data, False) for port, data in items]) from None
         cid = chunk_id(self.source, self.lo, len(self.packed))
-        self.packed.append(Chunk(key[0], key[1], len(items), blob, cid, 0, len(blob)))
+        self.packed.append(Chunk(key[0], key[1], len(items), blob, cid, 0, len(blob), self.chain_mask(key[0])))
         self.bytes += len(blob)
 
     def _pack_sinks(self) -> None:

@@ -63,6 +63,7 @@ class Chunk(NamedTuple):
     id: int = 0  # unique in the run (see chunk_id): the key of its outputs' delivery marks
     resume: int = 0  # writes made running it that were already delivered: a replay drops these first
     nbytes: int = 0  # len(blob) when made (kept when a transport strips the blob from a report)
+    chain: int = 0  # PEs (bits by plan order) its tasks may run in process when they write to them (chain.py)
 
 
 class Delivery(NamedTuple):
@@ -86,6 +87,7 @@ class Report(NamedTuple):
     cpu_s: float
     done: list[int]  # ids of the chunks it completes
     dropped: list[tuple[str, int]]  # (root, inputs not run): a root halted on a stop signal
+    chained: list[tuple[str, int, float]] = []  # (pe, items, busy s) run in process by a chain, never queued
 
 
 def chunk_id(*parts: object) -> int:

@@ -28,6 +28,7 @@ from ..plan import Plan
 from ..routing import Router
 from ..snapshot import take_snapshot
 from ..transports.base import Channel, ChannelClosed, is_pool, pool_pes
+from .chain import Chain, ChainMask, chain_links
 from .checkpoint import restore_instance
 from .outbox import Outbox
 from .protocol import BYE, FAILED, FINALIZE, READY, SNAPSHOT, STATE, STOP, WORK, Chunk, Report, chunk_id, loads
@@ -60,7 +61,10 @@ def worker_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel.open()
     pe_index = {n: i for i, n in enumerate(plan.order)}
+    links = chain_links(graph, plan, options.chain)
     out = Outbox(graph, Router(graph, plan), channel.service_s, pe_index, options.collect, channel)
+    out.chain_mask = ChainMask(links, pe_index, channel.service_s)
+    chain = Chain(links, pe_index, out.sink)
     pinned = not is_pool(plan, hosts)
     if pinned and plan.pool and options.help_pool:
         hosts = hosts + [(pe, 0) for pe in pool_pes(plan)]
@@ -69,7 +73,8 @@ def worker_main(
         pe = graph.get(name)
         pe.instance = instance
         pes.append(pe)
-    invoker = Invoker(pes, out.sink, options.error_policy)
+    invoker = Invoker(pes, chain.sink, options.error_policy)
+    chain.process = invoker.process
     before = invoker.items.copy()
     roots = set(plan.roots)
     prepared: set[str] = set()
@@ -85,13 +90,16 @@ def worker_main(
             dropped: list[tuple[str, int]] = []
             if kind == WORK:
                 before = invoker.items.copy()  # what this batch ran, if a PE fails in it
-                for pe in {c.pe for c in msg[1]} - prepared:  # a PE is prepared when this worker first runs it
+                needed = {pe for c in msg[1] for pe in (c.pe, *chain.pes(c.chain))}
+                for pe in needed - prepared:  # a PE is prepared when this worker first runs it (or may chain into it)
                     invoker.preprocess(pe)
                     prepared.add(pe)
                 stats = []
                 for c in msg[1]:
                     out.begin(c.id, c.resume, c.pe, invoker.pes[c.pe].instance)
+                    chain.begin(c.chain)
                     stats.append(_run_chunk(invoker, c) if c.pe not in roots else _run_root(invoker, c, out))
+                    chain.check()
                     if stats[-1][1] < c.count:
                         dropped.append((c.pe, c.count - stats[-1][1]))
                 done = [c.id for c in msg[1]]
@@ -99,6 +107,7 @@ def worker_main(
                 _, pe, instance = msg
                 t0 = time.perf_counter()
                 out.begin(chunk_id("postprocess", pe, instance), 0, pe, instance)
+                chain.begin(0)
                 invoker.postprocess(pe)
                 stats = [(pe, 0, time.perf_counter() - t0)]
                 done = []
@@ -112,7 +121,8 @@ def worker_main(
             else:
                 raise ValueError(f"unknown message {kind!r}")
             errors, invoker.errors = invoker.errors, []
-            channel.complete(Report(out.take(), stats, errors, time.process_time(), done, dropped))
+            report = Report(out.take(), stats, errors, time.process_time(), done, dropped, chain.take())
+            channel.complete(report)
     except PEError as exc:  # with the items the failed batch ran (the failed one too): counted, not lost
         _say_failed(channel, exc, dict(invoker.items - before))
     except ChannelClosed:

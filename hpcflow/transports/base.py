@@ -186,10 +186,18 @@ class Broker(ABC):
 
 
 def replay_limit(chunk: Chunk, why: str) -> RunAborted:
+    chained = " (or a PE it ran in a chain)" if chunk.chain else ""
     return RunAborted(
-        f"a chunk of {chunk.count} item(s) for PE {chunk.pe} was running in {MAX_REPLAYS} workers "
+        f"a chunk of {chunk.count} item(s) for PE {chunk.pe}{chained} was running in {MAX_REPLAYS} workers "
         f"that died (last: {why}); not retrying it"
     )
+
+
+def replay_of(chunk: Chunk, resume: int) -> Chunk:
+    """A lost chunk queued again, resuming after its `resume` delivered writes. It chains
+    as before if some writes were delivered (the same writes must be numbered the same);
+    else not at all, so that if it kills again the PE is the chunk's own, and named."""
+    return chunk._replace(resume=resume, chain=chunk.chain if resume else 0)
 
 
 def is_pool(plan: Plan, hosts: list[tuple[str, int]]) -> bool:

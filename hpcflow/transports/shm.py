@@ -23,7 +23,20 @@ from typing import Any
 from ..engines.protocol import DONE, EXITED, FINALIZE, OUTPUT, READY, STOP, WORK, Chunk, Delivery, Report, dumps, loads
 from ..engines.worker import start_worker_process
 from ..job import Job
-from .base import DISPATCH_TARGET_S, MAX_REPLAYS, Broker, Channel, ChannelClosed, is_pool, pool_pes, reap, replay_limit
+from .base import (
+    DISPATCH_TARGET_S,
+    MAX_REPLAYS,
+    Broker,
+    Channel,
+    ChannelClosed,
+    is_pool,
+    pool_pes,
+    reap,
+    replay_limit,
+    replay_of,
+)
+
+AHEAD_BYTES = 32 << 10  # a dose sent ahead to a busy worker: far below a pipe's buffer (about 200 KB)
 
 
 class PipeChannel(Channel):
@@ -44,7 +57,7 @@ class PipeChannel(Channel):
             raise ChannelClosed from None
 
     def receive(self, work: bool = True) -> tuple:
-        try:  # (work is only ever sent to an idle worker)
+        try:  # (work sent ahead, while the worker is busy, waits here in order)
             return loads(self.conn.recv_bytes())
         except (EOFError, OSError):
             raise ChannelClosed from None
@@ -69,6 +82,7 @@ class Slot:
     pool: bool
     ready: bool = False
     lease: list[Chunk] | None = None  # what it runs now (empty for postprocess)
+    ahead: list[Chunk] | None = None  # its next dose, sent before it finished the current one
     parked: bool = False
     idle_since: float = 0.0
     gone: bool = False
@@ -191,7 +205,9 @@ class ShmBroker(Broker):
         s = self.slots[wid]
         for c in s.lease or ():
             self.replays.pop(c.id, None)
-        s.lease = None
+        s.lease, s.ahead = s.ahead, None  # reports come in the order the doses were sent
+        if s.lease is not None:
+            return
         s.ready = True
         s.idle_since = time.perf_counter()
         if s.deferred is not None:
@@ -201,21 +217,24 @@ class ShmBroker(Broker):
     def publish_service(self, pe: str, seconds: float) -> None:
         self.service[self.pe_index[pe]] = seconds
 
-    def pool_work(self) -> list[Chunk]:
+    def pool_work(self, max_bytes: float = float("inf")) -> list[Chunk]:
         """Chunks for one pool worker (or an idle pinned one): downstream PEs first."""
-        return self._dose([self.pool_queues[pe] for pe in self.pool_priority])
+        return self._dose([self.pool_queues[pe] for pe in self.pool_priority], max_bytes)
 
-    def _dose(self, queues: list[deque[Chunk]]) -> list[Chunk]:
+    def _dose(self, queues: list[deque[Chunk]], max_bytes: float = float("inf")) -> list[Chunk]:
         """About DISPATCH_TARGET_S of work from these queues, in order, so no worker holds
         much more than that while others idle (and a pinned instance passes its outputs
         on as it goes); while a PE's speed is unknown, one chunk (of one task) at a
         time. A chunk replayed after its worker died goes alone, so that if it kills
-        again, the error names its PE."""
+        again, the error names its PE. At most `max_bytes` of pickled tasks."""
         chunks: list[Chunk] = []
-        est = 0.0
+        est, nbytes = 0.0, 0
         for q in queues:
             while q:
                 if chunks and (est >= DISPATCH_TARGET_S or self.replays[q[0].id]):
+                    return chunks
+                nbytes += q[0].nbytes
+                if nbytes > max_bytes:
                     return chunks
                 c = self._dequeue(q)
                 chunks.append(c)
@@ -235,6 +254,30 @@ class ShmBroker(Broker):
             if chunks:
                 s.lease = chunks
                 self._write(s, (WORK, chunks))
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        """Send a busy worker its next dose before it finishes the current one, so that it
+        never waits for a round trip: a pinned instance its own next work (a root its next
+        inputs), a pool worker pool work while the queues hold a chunk for every pool
+        worker (so what one holds ahead is never what an idle one lacks at the end). A
+        dose ahead holds at most AHEAD_BYTES: a busy worker does not read its pipe, and a
+        write that fills it would block the coordinator while that worker waits for it to
+        read its outputs (a bigger dose waits for the worker to be idle, as before)."""
+        surplus = sum(len(q) for q in self.pool_queues.values()) - sum(1 for s in self.slots.values() if s.pool)
+        for s in self.slots.values():
+            if not s.lease or s.ahead is not None or s.parked or s.gone or s.stopping or s.deferred:
+                continue
+            if s.pool:
+                if surplus < 0:
+                    continue
+                chunks = self.pool_work(AHEAD_BYTES)
+                surplus -= len(chunks)
+            else:
+                chunks = self._dose([self.pinned_queues[s.hosts[0]]], AHEAD_BYTES)
+            if chunks:
+                s.ahead = chunks
+                self._write(s, (WORK, chunks))
 
     # -- auto-scaling and faults ---------------------------------------------
     def park(self, wid: int) -> None:
@@ -253,7 +296,12 @@ class ShmBroker(Broker):
         return out
 
     def pending(self, delivered: Callable[[int], int]) -> list[Chunk]:
-        held = [c._replace(resume=delivered(c.id)) for s in self.slots.values() if not s.gone for c in s.lease or ()]
+        held = [
+            c._replace(resume=delivered(c.id))
+            for s in self.slots.values()
+            if not s.gone
+            for c in (*(s.lease or ()), *(s.ahead or ()))
+        ]
         queued = [c for q in (*self.pinned_queues.values(), *self.pool_queues.values()) for c in q]
         return held + queued
 
@@ -261,10 +309,10 @@ class ShmBroker(Broker):
         return self.slots[wid].proc.pid
 
     def recover(self, wid: int, why: str, delivered: Callable[[int], int]) -> None:
-        lost = self.slots[wid].lease or []
-        for c in lost:
+        s = self.slots[wid]
+        for c in s.lease or ():  # (its dose ahead had not started)
             self.replays[c.id] += 1
             if self.replays[c.id] >= MAX_REPLAYS:
                 raise replay_limit(c, why)
-        for c in reversed(lost):  # what the dead worker delivered of each is not sent again
-            self.enqueue(c._replace(resume=delivered(c.id)), front=True)
+        for c in reversed([*(s.lease or ()), *(s.ahead or ())]):  # what the dead worker delivered is not sent again
+            self.enqueue(replay_of(c, delivered(c.id)), front=True)

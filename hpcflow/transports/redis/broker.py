@@ -36,7 +36,7 @@ from ...engines.worker import start_worker_process
 from ...errors import UsageError
 from ...job import Job
 from ...redact import write_private
-from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, reap, replay_limit
+from ..base import MAX_REPLAYS, Broker, is_pool, pool_pes, reap, replay_limit, replay_of
 from .channel import RedisChannel, client
 from .fenced import grant, write_off
 from .keys import GROUP, HEARTBEAT_S, HEARTBEAT_TTL_MS, RunKeys, check_run_id, consumer, delete_run_keys, new_run_id
@@ -341,7 +341,7 @@ class RedisBroker(Broker):
                 chunk = Chunk(*fields)
                 if replays + 1 >= MAX_REPLAYS:
                     raise replay_limit(chunk, why)
-                chunk = chunk._replace(resume=delivered(chunk.id))
+                chunk = replay_of(chunk, delivered(chunk.id))
                 p.xadd(stream, self.signer.pack(stream, (*chunk, replays + 1)))
             p.xack(stream, GROUP, *ids)
             p.xdel(stream, *ids)
