@@ -35,7 +35,7 @@ from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
-from ..job import Job, Outcome, add_output
+from ..job import Job, Outcome
 from ..metrics import cpu_seconds
 from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
@@ -715,9 +715,8 @@ class Coordinator:
 
     def outcome(self, runtime: float, coordinator_cpu: float) -> Outcome:
         outputs: dict[str, dict[str, list]] = {}
-        for pe, port, blob in self.stats.sinks:
-            for item in loads(blob):
-                add_output(outputs, pe, port, item)
+        for pe, port, blob in self.stats.sinks:  # a packed list of one port's outputs
+            outputs.setdefault(pe, {}).setdefault(port, []).extend(loads(blob))
         workers = list(self.workers.values())
         before = self.checkpointer.before if self.checkpointer is not None else {}
         return Outcome(
