@@ -83,7 +83,7 @@ def test_a_missing_peer_is_a_row_not_a_crash(bench, monkeypatch):
     monkeypatch.setattr(peers, "find_spec", lambda name: None)
     row = peers.summarise(w, "ray", [])
     assert row["status"] == "not installed"
-    assert "| ray | | | | | not installed |" in peers.table(w, [row], 1)
+    assert "| ray | | | | | | not installed |" in peers.table(w, [row], 1)
 
 
 def test_the_command_prints_and_writes_its_tables(tmp_path):
@@ -102,3 +102,17 @@ def test_the_command_prints_and_writes_its_tables(tmp_path):
     assert all(run["ok"] for run in record["runs"]) and len(record["runs"]) == 8
     assert "| hpcflow hybrid_multi |" in (tmp_path / "peers.md").read_text()
     assert (tmp_path / "peers.csv").read_text().startswith("workload,system,processes")
+
+
+def test_efficiency_is_the_injected_sleep_over_processes_times_runtime(bench):
+    peers = bench[2]
+    w = next(w for w in bench[0].workloads(quick=True) if w.name == "latency")
+    draws = sum(
+        bench[0].pipeline.beta_latency(w.latency, 0, 0, s, i + s) for s in range(w.stages) for i in range(w.items)
+    )
+    assert w.work_s == pytest.approx(draws)
+    assert 0.5 * w.items * w.stages * w.latency < draws < 2 * w.items * w.stages * w.latency
+    run = {"ok": True, "runtime_s": 2.0, "process_time_s": 1.0, "startup_s": 0.0}
+    row = peers.summarise(w, "pool-c1", [run])
+    assert row["efficiency"] == pytest.approx(draws / (w.processes * 2.0))
+    assert peers.summarise(replace(w, latency=0.0), "pool-c1", [run])["efficiency"] is None

@@ -56,6 +56,13 @@ class Workload:
         graph, inputs, _ = pipeline.build(**self.pipeline_params())
         return graph, inputs
 
+    @property
+    def work_s(self) -> float:
+        """Seconds of injected latency in all (the exact sum of the draws); 0 for the stateful graph."""
+        if self.stateful:
+            return 0.0
+        return pipeline.build(**self.pipeline_params())[2]["work_s"]
+
     def source_items(self) -> list:
         """Every item the source emits, in order (the same values in every system)."""
         if self.stateful:

@@ -23,7 +23,8 @@ Every run is a fresh Python process, in the order A B C A B C (rotated each repe
 drift on a shared machine spreads over all systems. Each run's output is checked
 against the workload's expected result (computed from its definition), and a run that
 fails or gives a wrong answer is shown as such, never timed. The tables give medians
-over the repeats, tasks per second (stage executions), and for each workload hpcflow's
+over the repeats, tasks per second (stage executions), the efficiency where stages sleep
+(the injected sleep / (processes x runtime)), and for each workload hpcflow's
 speed against the best peer (that peer's runtime / hpcflow's: above 1, hpcflow is
 faster). Written to OUTPUT/peers.md, peers.csv and peers.json (peers-quick.* with
 --quick). See peer_systems.py for how runtime and process time are defined for each
@@ -150,6 +151,8 @@ def summarise(w: Workload, system: str, runs: list[dict]) -> dict:
         "tasks_per_s": w.tasks / runtime,
         "process_time_s": statistics.median(r["process_time_s"] for r in good),
         "startup_s": statistics.median(r["startup_s"] for r in good),
+        # injected sleep / (processes x runtime): 1.0 is every process asleep in a task all the time
+        "efficiency": w.work_s / (w.processes * runtime) if w.work_s else None,
     }
 
 
@@ -182,17 +185,18 @@ def table(w: Workload, rows: list[dict], repeats: int) -> list[str]:
         "",
         f"{w.items} items, {w.tasks} stage tasks, {w.processes} processes, median of {repeats}.",
         "",
-        "| system | runtime s | tasks/s | process time s | warm-up s (outside runtime) | status |",
-        "|---|---:|---:|---:|---:|---|",
+        "| system | runtime s | tasks/s | process time s | warm-up s (outside runtime) | efficiency | status |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         if "runtime_s" in r:
+            eff = "–" if r.get("efficiency") is None else f"{r['efficiency']:.2f}"
             lines.append(
                 f"| {r['system']} | {r['runtime_s']:.2f} | {r['tasks_per_s']:.0f} | {r['process_time_s']:.1f} "
-                f"| {r['startup_s']:.1f} | {r['status']} |"
+                f"| {r['startup_s']:.1f} | {eff} | {r['status']} |"
             )
         else:
-            lines.append(f"| {r['system']} | | | | | {r['status']} |")
+            lines.append(f"| {r['system']} | | | | | | {r['status']} |")
     return [*lines, ""]
 
 
@@ -219,7 +223,7 @@ def write(out_dir: Path, stem: str, header: list[str], body: list[str], record: 
     (out_dir / f"{stem}.md").write_text("\n".join(header + body) + "\n")
     (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     fields = ["workload", "system", "processes", "runs", "status", "runtime_s", "tasks_per_s"]
-    fields += ["process_time_s", "startup_s"]
+    fields += ["process_time_s", "startup_s", "efficiency"]
     with open(out_dir / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
