@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 
 from hpcflow.batch.hostlist import expand_hostlist
+from hpcflow.cli import parse_params
+from hpcflow.mappings import get_mapping
+from hpcflow.plan import make_plan, own_pool
 from hpcflow.progress import read_status
+from hpcflow.workflows import load_workflow
 from tests import netns
 from tests.conftest import ROOT, require, run_cli
 from tests.test_slurm_integration import (
@@ -147,6 +151,15 @@ def test_submit_over_3_nodes_is_exact_with_workers_on_3_hosts(nodes, cli, tmp_pa
     allocation = metrics["allocation"]
     assert allocation["nodes"] == NODES and len(allocation["nodelist"]) == NODES
     assert set(metrics["worker_hosts"]) == set(allocation["nodelist"]), metrics["worker_hosts"]
+    # the plan counts the workers that join (2 a further node): its 6 processes, the launcher's
+    # node running the pinned instances and the rest of the pool, at least one worker
+    launcher = metrics["host"]
+    assert all(n == 2 for host, n in metrics["worker_hosts"].items() if host != launcher), metrics["worker_hosts"]
+    plan = make_plan(
+        load_workflow("pipeline", parse_params(work(mapping)[1::2])).graph, get_mapping(mapping).plan_kind, 6
+    )
+    assert metrics["worker_hosts"][launcher] == len(plan.pinned) + own_pool(plan, joining=4)
+    assert metrics["processes"] == 6
     shown = ", ".join(f"{host} {n}" for host, n in metrics["worker_hosts"].items())
     assert f"<td>workers by host</td><td>{shown}</td>" in (run / "report.html").read_text()
     assert metrics["workers_joined"] >= NODES - 1
@@ -287,13 +300,14 @@ def test_scancel_of_the_whole_job_stops_it_interrupted_on_every_node(nodes, cli,
 @pytest.mark.slow
 def test_until_done_goes_on_across_attempts_of_2_nodes_with_the_exact_result(nodes, cli, tmp_path, expected):
     """A one-minute walltime and more work than one attempt can do however fast the
-    machine (900 items x 3 stages x 0.25 s of sleep over at most 9 processes: 75 s and
-    more) on hybrid_redis over 2 nodes (a count by key carried in the checkpoints): each
-    attempt has its worker on the second node, and the last one ends with what an
-    uninterrupted run gives."""
+    machine (900 items x 3 stages x 0.25 s of sleep over at most 10 processes: 67 s and
+    more) on hybrid_redis over 2 nodes of 5 CPUs (the 4 stateful and producing instances
+    and a pool worker on the first, 5 workers on the second; a count by key carried in
+    the checkpoints): each attempt has its workers on the second node, and the last one
+    ends with what an uninterrupted run gives."""
     params = work("hybrid_redis", 900, latency=0.25)
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "10", "--checkpoint-interval", "10")
-    first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=3)
+    first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=5)
     run = tmp_path / run_dir
     try:
         job_ids = attempts_of(run, first, timeout=600)
@@ -318,7 +332,7 @@ def test_until_done_goes_on_after_a_node_failure_with_the_exact_result(nodes, cl
     runs again as the next attempt, from the newest checkpoint; the chain ends exact."""
     params = work("hybrid_redis", 900, latency=0.25)
     until_done = ("--walltime", "00:01:00", "--until-done", "--max-attempts", "10", "--checkpoint-interval", "10")
-    first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=3)
+    first, run_dir = submit(cli, "hybrid_redis", params, *until_done, nodes=2, cpus=5)
     run = tmp_path / run_dir
     failed = None
     try:

@@ -104,6 +104,8 @@ def test_slurm_several_nodes_start_one_worker_per_further_node_with_srun():
         "redis://login1:6379",
         "--run",
         RUN_DIR.name,
+        "--cpus",
+        "32",
     ]
     # the shell stays: hpcflow in the background, then the worker step is ended (shell.py)
     body = script.rstrip("\n").splitlines()

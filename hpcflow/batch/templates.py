@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from .jobspec import JobSpec
+from .jobspec import JOINING_ENV, JobSpec
 from .shell import end_workers_lines, launcher_lines, started_workers
 from .untildone import Resubmission, attempt_lines
 
@@ -134,7 +134,9 @@ def _script(
     lines += [f"module load {shlex.quote(m)}" for m in job.modules]
     if workers:
         lines += ["# One Redis worker on each further node; they join the run named after the run directory."]
-        lines += ['workers=""', *workers]
+        lines += ["# Each starts its node's CPUs in workers; the launcher's plan counts them, so it starts that many"]
+        lines += ["# fewer itself (plan.own_pool) and no node runs more processes than it has CPUs."]
+        lines += [f"export {JOINING_ENV}={job.joining}", 'workers=""', *workers]
     ending = end_workers_lines() if workers else []
     if job.resume_command:
         return "\n".join(lines + attempt_lines(job, again, ending)) + "\n"

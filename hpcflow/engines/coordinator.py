@@ -39,6 +39,7 @@ from ..fingerprint import check_same, fingerprint
 from ..inputs import feed_length
 from ..job import Job, Outcome, add_output
 from ..metrics import cpu_seconds
+from ..plan import own_pool
 from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
@@ -513,7 +514,7 @@ class Coordinator:
             self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
-            for _ in range(self.plan.pool):
+            for _ in range(own_pool(self.plan, self.job.options.joining)):  # the rest join from other nodes
                 self.start_worker()
             if self.restored is not None:
                 self.restore(self.restored[0])
