@@ -18,8 +18,8 @@ the batch shell is gone. So the batch shell ends its worker step itself: it wait
 
 from __future__ import annotations
 
-WORKERS_GRACE_S = 30  # after the run: time for the workers on the other nodes to leave by themselves
-WORKERS_KILL_S = 10  # after the TERM: time for srun/pbsdsh to end the step before the KILL
+WORKERS_GRACE_S = 15  # after the run: time for the workers on the other nodes to leave by themselves
+WORKERS_KILL_S = 5  # after the TERM: time for srun/pbsdsh to end the step before the KILL
 
 
 def started_workers(command: str) -> list[str]:
@@ -31,7 +31,7 @@ def launcher_lines(signals: str) -> list[str]:
     """Run the launcher, "$@", in the background; `signals` are passed on to it as a
     SIGTERM. Leaves its exit code in $status."""
     return [
-        f"trap 'kill -TERM \"$launcher\" 2>/dev/null' {signals}",
+        f"trap 'kill -TERM \"$launcher\" 2>/dev/null || :' {signals}",  # (a failing trap ends a set -e shell)
         '"$@" &',
         "launcher=$!",
         'while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || :; done',
@@ -40,15 +40,17 @@ def launcher_lines(signals: str) -> list[str]:
     ]
 
 
-def end_workers_lines() -> list[str]:
-    """End the worker step if it is still there once the run is over."""
+def end_workers_lines(signals: str) -> list[str]:
+    """End the worker step if it is still there once the run is over; at once on one of
+    `signals` (the walltime is near)."""
     return [
         "# The worker step: its workers leave once the run is over; its client is ended if it missed",
         "# the end of a task (a node out of reach when its worker gave up), so nothing outlives the job.",
         'workers_alive() { for pid in $workers; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }',
-        f"for _ in $(seq {WORKERS_GRACE_S}); do workers_alive || break; sleep 1; done",
+        f"hurry=false && trap 'hurry=true' {signals}",
+        f"for _ in $(seq {WORKERS_GRACE_S}); do workers_alive && ! $hurry || break; sleep 1; done",
         "if workers_alive; then",
-        '    echo "hpcflow: the worker step outlived the run by ' + f'{WORKERS_GRACE_S} s: ending it"',
+        '    echo "hpcflow: the worker step outlived the run: ending it"',
         "    kill -TERM $workers 2>/dev/null || :",
         f"    for _ in $(seq {WORKERS_KILL_S}); do workers_alive || break; sleep 1; done",
         "    kill -KILL $workers 2>/dev/null || :",

@@ -137,7 +137,7 @@ def _script(
         lines += ["# Each starts its node's CPUs in workers; the launcher's plan counts them, so it starts that many"]
         lines += ["# fewer itself (plan.own_pool) and no node runs more processes than it has CPUs."]
         lines += [f"export {JOINING_ENV}={job.joining}", 'workers=""', *workers]
-    ending = end_workers_lines() if workers else []
+    ending = end_workers_lines("TERM USR1" if job.resume_command else "TERM") if workers else []
     if job.resume_command:
         return "\n".join(lines + attempt_lines(job, again, ending)) + "\n"
     if workers:  # the shell stays, to end the worker step after the run
