@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .autoscale.elastic import ElasticConfig
 from .batch.schedulers import SCHEDULERS
 from .errors import UsageError
@@ -84,6 +82,8 @@ def read_yaml(path: Path, kind: str) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise UsageError(f"{kind} {path}: cannot read it: {exc.strerror or exc}") from None
+    import yaml  # (only where a file is read: a run without one starts without it)
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -122,7 +122,7 @@ def parse_config(data: Any, path: Path) -> Config:
     )
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem

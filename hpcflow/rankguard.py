@@ -26,12 +26,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from .lifeline import signal_when_parent_dies
 from .mpirun import FORWARDED
+
+if TYPE_CHECKING:
+    import psutil
 
 # How long a guard whose rank died waits for the job to end (rank 0 finds the death
 # within mpi_liveness.LIVENESS_S plus the item it is on, writes, and its exit ends the
@@ -86,6 +87,8 @@ def _guard(child: int) -> None:
 def _wait_for_siblings() -> None:
     """Until the other ranks hydra's proxy started on this node have exited (a guard whose
     rank died waits for the job's end: not for it), or SIBLINGS_S."""
+    import psutil  # (only rank 0's guard under hydra, at its end: not at every start)
+
     proxy = psutil.Process(os.getppid())
     deadline = time.monotonic() + SIBLINGS_S
     while time.monotonic() < deadline:
@@ -99,6 +102,8 @@ def _wait_for_siblings() -> None:
 
 
 def _alive(process: psutil.Process) -> bool:
+    import psutil
+
     try:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

@@ -104,6 +104,15 @@ def test_the_minimum_holds_through_an_idle_run():
     assert drive(backlog(min_workers=2), constant(0, 0), 10) == [2] * 10
 
 
+def test_with_no_minimum_an_idle_pool_is_parked_whole_and_woken_by_queued_work():
+    scaler = backlog(min_workers=0)
+    assert scaler.initial() == 0
+    assert scaler.step(observe(0.0, queued=0, busy=0, active=0)) == 0
+    assert scaler.demand(observe(0.05, queued=3, busy=0, active=0, service={})) == 3  # unmeasured: one each
+    assert scaler.step(observe(0.1, queued=0, busy=3, active=3)) == 3  # busy workers are kept
+    assert scaler.demand(observe(0.15, queued=0, busy=0, active=3)) == 0  # done, nothing queued
+
+
 def test_a_flat_load_never_moves_the_target():
     # 30 tasks x 0.1 s / 0.25 s = 12 workers, whatever the hysteresis.
     targets = drive(backlog(), constant(queued=30, busy=6), 300)

@@ -26,10 +26,23 @@ def test_make_autoscaler_takes_the_option_value_and_bounds():
     assert (scaler.name, scaler.interval, scaler.min_workers, scaler.max_workers) == ("naive", 0.2, 2, 32)
 
 
-@pytest.mark.parametrize(("max_workers", "min_workers"), [(4, 0), (4, 5), (0, 1)])
-def test_bounds_must_be_one_or_more_and_ordered(max_workers, min_workers):
+@pytest.mark.parametrize(("spec", "max_workers", "min_workers"), [("naive", 4, 0), ("idle", 4, 0), ("backlog", 4, 5)])
+def test_bounds_must_be_ordered_and_one_or_more_unless_the_policy_wakes_from_none(spec, max_workers, min_workers):
     with pytest.raises(UsageError, match="min_workers <= max_workers"):
-        make_autoscaler("backlog", max_workers, min_workers)
+        make_autoscaler(spec, max_workers, min_workers)
+
+
+@pytest.mark.parametrize("spec", ["backlog", "naive", "idle"])
+def test_an_empty_pool_is_refused(spec):
+    with pytest.raises(UsageError, match="max_workers >= 1"):
+        make_autoscaler(spec, 0, 0)
+
+
+def test_free_wakes_let_backlog_park_the_whole_pool_but_not_the_papers_rules():
+    assert make_autoscaler("backlog", 8, free_wakes=True).min_workers == 0
+    assert make_autoscaler("backlog", 8).min_workers == 1  # a Redis consumer takes time to wake
+    assert make_autoscaler("naive", 8, free_wakes=True).min_workers == 1  # at 0 it could never grow again
+    assert make_autoscaler("idle:threshold=0.2", 8, free_wakes=True).min_workers == 1
 
 
 def test_targets_are_clamped_to_the_bounds():

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from graphs import canonical, linear
 
-from hpcflow import run
+from hpcflow import IterativePE, ProducerPE, WorkflowGraph, run
 from hpcflow.api import prepare
 from hpcflow.engines.coordinator import Coordinator
 from hpcflow.workflows.pipeline import build
@@ -42,6 +42,23 @@ def test_a_bursty_load_parks_workers_and_wakes_the_pool_for_a_burst():
     top = targets.index(max(targets))  # the burst streams in as it is written: workers are woken for it
     assert targets[top] > targets[0]
     assert min(targets[top:]) < targets[top]  # and parked again after it
+
+
+def test_on_shared_memory_the_whole_pool_is_parked_between_bursts():
+    graph, inputs, _ = bursty(pause=0.5)
+    expected = run(graph, inputs, "simple")
+    got = run(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="backlog")
+    assert canonical(got.outputs) == canonical(expected.outputs)
+    targets = [n for _, n in got.metrics.autoscale_timeline]
+    assert targets[0] == 0 and max(targets) > 0  # nothing queued at the start: no pool worker active
+    top = targets.index(max(targets))
+    assert 0 in targets[top:]  # and none again once the first burst is worked off
+
+
+def test_the_papers_rules_keep_one_pool_worker_active():
+    graph, inputs, _ = bursty(bursts=1, pause=0.3)
+    m = run(graph, inputs, "dyn_auto_multi", PROCESSES, autoscale="idle").metrics
+    assert min(n for _, n in m.autoscale_timeline) >= 1
 
 
 def test_dyn_multi_keeps_every_pool_worker_active():
@@ -109,7 +126,7 @@ def test_a_parked_worker_uses_no_cpu_while_parked():
             assert cpu_b - cpu_a <= TICK_S + 1e-9, f"worker {wid} used {cpu_b - cpu_a:.2f} s of CPU while parked"
             parked_spans += 1
             after_work += cpu_a > 0
-    # All but one pool worker are parked from the start to the first burst, 1.5 s in;
+    # The whole pool is parked from the start to the first burst, 1.5 s in;
     # the burst wakes them all (its tasks are not measured yet: a worker each), and
     # they are parked again for the 1.5 s before the second.
     assert parked_spans >= 10
@@ -147,3 +164,45 @@ def test_the_cli_refuses_an_unknown_policy_in_one_line(cli):
     assert done.stderr.strip().splitlines() == [
         "hpcflow: error: unknown autoscale policy 'eager'; choose one of: backlog, naive, idle"
     ]
+
+
+class WritesThenWaits(ProducerPE):
+    """Writes `n` items in one call, then waits (up to 20 s) for a stage to have run one:
+    emits True if one did while this call was still going."""
+
+    def __init__(self, marker: str, n: int = 10):
+        super().__init__()
+        self.marker, self.n = marker, n
+
+    def _process(self, inputs):
+        for i in range(self.n):
+            self.write("output", i)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return os.path.exists(self.marker)
+
+
+class MarksItsRun(IterativePE):
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def _process(self, data):
+        if not isinstance(data, bool):
+            open(self.marker, "a").close()
+        return data
+
+
+def test_streamed_outputs_wake_parked_workers_before_their_call_ends(tmp_path):
+    # One step at the start (every pool worker parked: nothing is queued), none after it:
+    # only the source's streamed outputs can wake a worker while its call goes on.
+    marker = str(tmp_path / "ran")
+    graph = WorkflowGraph()
+    source, stage = WritesThenWaits(marker), MarksItsRun(marker)
+    graph.connect(source, "output", stage, "input")
+    got = run(graph, {source: 1}, "dyn_auto_multi", 4, autoscale="backlog:interval=1000")
+    items = [x for ports in got.outputs.values() for xs in ports.values() for x in xs]
+    assert got.metrics.status == "ok"
+    assert sorted(x for x in items if not isinstance(x, bool)) == list(range(10))
+    assert [x for x in items if isinstance(x, bool)] == [True]

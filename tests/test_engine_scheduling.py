@@ -7,9 +7,11 @@ import os
 
 import psutil
 import pytest
-from graphs import Add, Count, canonical, chain, word_count_pipeline
+from graphs import Add, Count, canonical, chain, linear, word_count_pipeline
 
 from hpcflow import IterativePE, run
+from hpcflow.api import prepare
+from hpcflow.engines.coordinator import Coordinator
 from hpcflow.engines.protocol import MAX_CHUNK
 from hpcflow.workflows.pipeline import build
 
@@ -121,3 +123,23 @@ def test_the_coordinator_sleeps_while_its_workers_work(monkeypatch, mapping):
     assert sorted(result.output("Add")) == list(range(2, 32))
     steps = result.metrics.runtime_s / min(coordinator.SAMPLE_S, 0.1)  # samples and auto-scaler steps
     assert woken_for_nothing <= 2 * steps + 5
+
+
+def test_the_roots_are_fed_before_the_pool_workers_start(monkeypatch):
+    """The first task does not wait for the last worker's start: the roots' first inputs
+    are handed out as soon as the pinned instances are started, before any pool worker."""
+    graph, inputs = linear(30)
+    coord = Coordinator(prepare(graph, inputs, "dyn_multi", 4))
+    fed_at_pool_start = []
+    start = coord.start_worker
+
+    def start_worker(pinned=None):
+        if pinned is None:
+            fed_at_pool_start.append(sum(feed.sent for feed in coord.feeds.values()))
+        return start(pinned)
+
+    monkeypatch.setattr(coord, "start_worker", start_worker)
+    outcome = coord.run()
+    assert outcome.failure is None
+    assert len(fed_at_pool_start) == coord.plan.pool >= 1
+    assert all(sent > 0 for sent in fed_at_pool_start)

@@ -6,8 +6,8 @@ processes, queues or clocks of its own, so it is tested with scripted observatio
 
 The coordinator's contract::
 
-    scaler = make_autoscaler(options.autoscale, max_workers=pool_size)
-    start scaler.initial() workers active, park the rest
+    scaler = make_autoscaler(options.autoscale, max_workers=pool_size, free_wakes=shared_memory)
+    start scaler.initial() workers active, park the rest (free wakes: `backlog` starts at 0)
     every scaler.interval seconds (the first one as soon as the run starts):
         obs = Observation(t, queued, active, busy, waking, ready, queued_by_pe,
                           service_s, idle_s)        # counters the coordinator keeps
@@ -16,11 +16,12 @@ The coordinator's contract::
         if target < active: park workers being woken, then idle ones, until
                             active == target or none of them is left;
                             never interrupt a worker running a task
-    after a task report, between steps, if work is queued while workers are parked,
-    or if a pool worker reported and nothing is queued for the pool:
+    after a task report or (free wakes) streamed outputs, between steps, if work is
+    queued while workers are parked, or if a pool worker reported and nothing is queued
+    for the pool:
         target = scaler.demand(obs)                 # a policy without `demand`: unchanged
         wake parked workers until active == target
-    after a task report, if active > target: park the reporting worker
+    after a task report (not streamed outputs), if active > target: park the reporting worker
     scaler.history -> [(t, target), ...] for the metrics timeline
 
 `service_s` comes from a `ServiceTimes` the coordinator feeds with the duration of each

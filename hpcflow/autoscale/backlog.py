@@ -29,6 +29,14 @@ woken count as capacity because the target is an absolute number of active worke
 not an increment. The target never goes below `busy`: only idle workers are parked, no
 task is cut short.
 
+With nothing queued and nothing running the target is 0, and the policy wakes a worker
+the moment a task is queued (`parks_all`): where waking is free (shared memory, whose
+coordinator also asks `demand` when a worker's streamed outputs queue work), the engine
+lets it park the whole pool (`min_workers` 0), so no worker waits through a pause for
+the next burst. On the real bursty benchmark (8 processes) that took process time from
+0.44 to 0.35 of dyn_multi's at the same runtime; in the simulator, bursty 29.1% ->
+24.5% and waves 53.7% -> 51.0% of always-on, the other loads within 0.4 point.
+
 Defaults, for the shared-memory engine, where waking a parked worker costs nothing.
 Chosen with `python -m hpcflow.autoscale.simulate` (16 workers, five draws of each
 load, free wakes) and `experiments/bench/autoscale.py` (the real engine):
@@ -58,6 +66,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .observation import Observation
 
@@ -72,6 +81,9 @@ class BacklogPolicy:
 
     drain: float = 0.25
     k: int = 1
+    parks_all: ClassVar[bool] = True
+    """Its target is at least one worker whenever a task is queued, and `demand` answers
+    at once, so where waking is free the pool may be parked whole (`min_workers` 0)."""
     _lower: list[int] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -28,8 +28,12 @@ class AutoScaler:
         name: str = "",
         interval: float = DEFAULT_INTERVAL_S,
     ) -> None:
-        if not 1 <= min_workers <= max_workers:
-            raise UsageError(f"auto-scaling needs 1 <= min_workers <= max_workers, got {min_workers} and {max_workers}")
+        lowest = 0 if getattr(policy, "parks_all", False) else 1
+        if not lowest <= min_workers <= max_workers or max_workers < 1:
+            raise UsageError(
+                f"auto-scaling needs {lowest} <= min_workers <= max_workers and max_workers >= 1, "
+                f"got {min_workers} and {max_workers}"
+            )
         self.policy = policy
         self.name = name or type(policy).__name__
         self.min_workers = min_workers
@@ -80,7 +84,15 @@ class AutoScaler:
         return min(self.max_workers, max(self.min_workers, n))
 
 
-def make_autoscaler(spec: str | Mapping[str, Any] | None, max_workers: int, min_workers: int = 1) -> AutoScaler:
-    """The engine's entry point: an `AutoScaler` from the `autoscale=` option value."""
+def make_autoscaler(
+    spec: str | Mapping[str, Any] | None, max_workers: int, min_workers: int = 1, *, free_wakes: bool = False
+) -> AutoScaler:
+    """The engine's entry point: an `AutoScaler` from the `autoscale=` option value.
+
+    `free_wakes`: waking a parked worker costs nothing (shared memory), so a policy that
+    wakes workers the moment work is queued (`parks_all`) may park the whole pool while
+    nothing is queued; `min_workers` is then 0."""
     parsed = parse_spec(spec)
+    if free_wakes and getattr(parsed.policy, "parks_all", False):
+        min_workers = 0
     return AutoScaler(parsed.policy, max_workers, min_workers, name=parsed.name, interval=parsed.interval)

@@ -305,7 +305,8 @@ def compare(
         base = simulate(items, workers, wake_s=wake_s)
         runs["always-on"].append((base, base))
         for spec in specs:
-            runs[spec].append((simulate(items, workers, make_autoscaler(spec, workers), wake_s=wake_s), base))
+            scaler = make_autoscaler(spec, workers, free_wakes=wake_s == 0)  # as the engines make it
+            runs[spec].append((simulate(items, workers, scaler, wake_s=wake_s), base))
     return [
         Ratios(
             label,

@@ -16,6 +16,7 @@ PE is exit 1 with metrics written; `--debug` shows tracebacks.
 
 from __future__ import annotations
 
+import importlib
 import re
 import signal
 import sys
@@ -28,44 +29,49 @@ from ..errors import HpcflowError, UsageError
 from ..exits import end_state, signals_held
 from ..mpirun import launcher_rank
 from ..redact import redact
-from .info import info_cmd, mappings_cmd
 from .params import check_cpus, parse_params
-from .resume import resume_cmd
-from .run import run_cmd
-from .status import status_cmd
-from .submit import submit_cmd
-from .sweep import report_cmd, sweep_cmd
-from .worker import worker_cmd
-from .workflows import workflows_cmd
 
 __all__ = ["check_cpus", "cli", "main", "parse_params"]
 
+COMMANDS = {  # name -> (module of hpcflow.cli, its click command); --help lists them sorted
+    "run": ("run", "run_cmd"),
+    "resume": ("resume", "resume_cmd"),
+    "submit": ("submit", "submit_cmd"),
+    "status": ("status", "status_cmd"),
+    "sweep": ("sweep", "sweep_cmd"),
+    "report": ("sweep", "report_cmd"),
+    "worker": ("worker", "worker_cmd"),
+    "workflows": ("workflows", "workflows_cmd"),
+    "mappings": ("info", "mappings_cmd"),
+    "info": ("info", "info_cmd"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command is used (or --help lists them
+    all): `hpcflow run` does not load the sweep, report, submit and status modules, which
+    would hold up the run's start."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        if command.short_help is None:  # the first sentence whole: click would cut it at 45 characters
+            command.short_help = " ".join(re.split(r"\.\s", command.help or "")[0].split()).rstrip(".") + "."
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hpcflow")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Run stream-based workflows inside HPC batch allocations."""
     ctx.ensure_object(dict)["debug"] = debug
-
-
-COMMANDS = (
-    run_cmd,
-    resume_cmd,
-    submit_cmd,
-    status_cmd,
-    sweep_cmd,
-    report_cmd,
-    worker_cmd,
-    workflows_cmd,
-    mappings_cmd,
-    info_cmd,
-)
-for command in COMMANDS:
-    if command.short_help is None:  # the first sentence whole: click would cut it at 45 characters
-        command.short_help = " ".join(re.split(r"\.\s", command.help or "")[0].split()).rstrip(".") + "."
-    cli.add_command(command)
 
 
 def _one_line(text: str) -> str:

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from ..batch.allocation import Allocation
-from ..batch.submit import is_redis_mapping
 from ..errors import UsageError
 from ..settings import COMMAND_LINE
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     """`-p key=value` pairs; values are read as YAML scalars (3, 0.5, true, text)."""
+    import yaml  # (only for a run given -p: it takes a tenth of the start)
+
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -57,6 +57,8 @@ def check_cpus(
 
     Only the command line checks: the Python API runs any number of processes, as the
     tests and benchmarks do on small machines. A Redis or MPI run may span the job's nodes."""
+    from ..batch.submit import is_redis_mapping  # (the batch modules: not for a run's start)
+
     spans_nodes = is_redis_mapping(mapping) or mapping == "mpi"
     limit = alloc.total_cpus if spans_nodes else alloc.cpus
     if cpus is not None and cpus > limit and not oversubscribe:

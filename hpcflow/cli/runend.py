@@ -12,7 +12,6 @@ from ..batch.allocation import detect_allocation
 from ..durable import write_error
 from ..errors import PEError, RunAborted
 from ..exits import SKIPPED_EXIT, end_state
-from ..htmlreport import write_run_report
 from ..job import Job
 from ..metrics import Metrics
 from ..progress import Monitor, Snapshot, error_text
@@ -107,6 +106,8 @@ def finish_run(
         try:
             record_attempt(path, m, code)
             write_result(path, result)
+            from ..htmlreport import write_run_report  # (its modules, the sweep's among them, only now)
+
             write_run_report(path, m.to_dict())
         except OSError as exc:
             cannot_write(exc)

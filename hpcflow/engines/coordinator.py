@@ -33,7 +33,6 @@ from typing import Any
 
 from .. import heldsignals, progress
 from ..autoscale import Observation, ServiceTimes, make_autoscaler
-from ..batch.elastic import start_elastic
 from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
 from ..inputs import feed_length
@@ -159,7 +158,10 @@ class Coordinator:
         self.plan = plan = job.plan
         self.graph = job.graph
         self.options = job.options
-        self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool) if job.mapping.autoscale else None
+        self.local = job.mapping.transport == "shared memory"  # a wake is a flag, a look at the pool a count
+        self.scaler = None
+        if job.mapping.autoscale:  # (so locally the whole pool may be parked)
+            self.scaler = make_autoscaler(job.options.autoscale, max_workers=plan.pool, free_wakes=self.local)
         self.service_times = ServiceTimes()
         self.ctx = multiprocessing.get_context(job.options.resolved_start_method)
         self.broker = make_broker(job, self.ctx)
@@ -292,6 +294,8 @@ class Coordinator:
                 self.started_at = time.perf_counter()
         elif kind == OUTPUT:
             self.on_deliveries(w, msg[1])
+            if self.scaler is not None and self.local:  # streamed outputs may queue work for parked workers
+                self.rescale(w, time.perf_counter(), done=False)
             pausing = self.checkpointer is not None and self.checkpointer.open
             dests = {c.pe for d in msg[1] for c in d.outputs}
             if self.signalled is not None or pausing or not self.flow.hold(w.id, dests):
@@ -456,18 +460,19 @@ class Coordinator:
             for w in idle[: len(active) - target]:
                 self.park(w, now)
 
-    def rescale(self, w: Worker, now: float) -> None:
-        """After a report, between steps: ask the scaler's `demand` when work is queued
-        for the pool while workers are parked, or when the pool has nothing queued (the
-        reporting worker has nothing to do); wake parked workers up to its answer, then
-        park the reporting worker if the pool is above it. A burst arriving just after a
-        step would otherwise wait up to a whole interval for workers, and a worker left
-        idle stay active as long."""
+    def rescale(self, w: Worker, now: float, done: bool = True) -> None:
+        """After a report or streamed outputs, between steps: ask the scaler's `demand`
+        when work is queued for the pool while workers are parked, or when a report
+        leaves the pool nothing queued (the reporting worker has nothing to do); wake
+        parked workers up to its answer, then park the reporting worker if the pool is
+        above it. A burst arriving just after a step would otherwise wait up to a whole
+        interval for workers, and a worker left idle stay active as long. Outputs sent
+        mid-task (`done` False) only wake: their worker is still running its task."""
         pool = self.pool_workers()
         pool_queued = any(self.broker.queued_by_pe[pe] for pe in self.pool_pes)
-        if (pool_queued and any(x.parked for x in pool)) or (w.pool and not pool_queued):
+        if (pool_queued and any(x.parked for x in pool)) or (done and w.pool and not pool_queued):
             self.wake_up_to(self.scaler.demand(self.observe(now, pool)), pool, now)
-        if w.pool and not w.parked and sum(1 for x in pool if not x.parked) > self.scaler.target:
+        if done and w.pool and not w.parked and sum(1 for x in pool if not x.parked) > self.scaler.target:
             self.park(w, now)
 
     def wake_up_to(self, target: int, pool: list[Worker], now: float) -> None:
@@ -511,19 +516,22 @@ class Coordinator:
         handlers = self._install_signal_handlers()
         try:
             self.broker.open()
-            self.elastic = start_elastic(self.job.options)
+            if self.job.options.elastic is not None:  # the batch modules (and YAML) only for a run with jobs
+                from ..batch.elastic import start_elastic
+
+                self.elastic = start_elastic(self.job.options)
             for host in self.plan.pinned:
                 self.start_worker(host)
-            for _ in range(own_pool(self.plan, self.job.options.joining)):  # the rest join from other nodes
-                self.start_worker()
+            active = self.scaler.initial() if self.scaler is not None else self.plan.pool
+            for i in range(own_pool(self.plan, self.job.options.joining)):  # the rest join from other nodes
+                self.start_early()
+                w = self.start_worker()
+                if i >= active:  # the auto-scaler's first target: the rest start parked
+                    self.park(w, time.perf_counter())
             if self.restored is not None:
                 self.restore(self.restored[0])
             if self.checkpointer is not None:
                 self.checkpointer.start_clock(time.perf_counter())
-            if self.scaler is not None:
-                now = time.perf_counter()
-                for w in self.pool_workers()[self.scaler.initial() :]:
-                    self.park(w, now)
             self.loop()
         except self.broker.lost as exc:
             self.failure = self.transport_lost(exc)
@@ -541,6 +549,18 @@ class Coordinator:
         self.stats.startup_s = (self.started_at or end) - self.t0
         self.stats.tail_s = end - max(self.last_report, self.t0)
         return self.outcome(end - self.t0, cpu_seconds() - cpu0)
+
+    def start_early(self) -> None:
+        """Before each pool worker's start, on shared memory, every pinned instance
+        started: feed the roots and answer the workers already started, so that the first
+        task need not wait for the last fork. Not when resuming: the feeds' positions come
+        from the checkpoint."""
+        if self.restored is not None or not self.local:
+            return
+        self.feed_roots()
+        self.broker.dispatch()
+        for wid, msg in self.broker.poll(0):
+            self.on_event(wid, msg)
 
     def loop(self) -> None:
         next_sample = self.t0

@@ -6,7 +6,9 @@ where every other instance lives without asking; ranks beyond the plan idle unti
 end. A rank's loop: preprocess; a root runs its feed, any other PE takes batches until
 it has an end-of-stream mark from every upstream instance; postprocess; send the
 end-of-stream mark to every downstream instance. So postprocess() runs after the last
-item and its output flows downstream before the run ends, with no idle timeout.
+item and its output flows downstream before the run ends, with no idle timeout. An item
+for a shuffle input of a PE with several instances goes where the sender's credits say
+(mpi_credit.py: by demand); any other goes where the Router says.
 
 The end of a run, normal or failed, is one path: every rank completes its sends and
 reports to rank 0, which merges the reports and answers every rank with the summary.
@@ -54,6 +56,7 @@ from ..metrics import cpu_seconds
 from ..mpirun import launcher_size
 from ..routing import Router
 from .mpi_channel import (
+    BATCH_ITEMS,
     DATA,
     DONE,
     DRAIN_DEADLINE,
@@ -64,6 +67,7 @@ from .mpi_channel import (
     Channel,
     quiet_barrier,
 )
+from .mpi_credit import Credits, acknowledges
 from .mpi_liveness import LIVENESS_S, Liveness
 
 # How often a busy rank sends its partly filled batches and looks for a STOP: bounds how
@@ -336,6 +340,11 @@ class InstanceRank:
         self.downstream = sorted(
             {self.rank_of[(s, i)] for s in graph.successors(pe_name) for i in range(plan.instances[s])}
         )
+        self.credits = Credits(graph, plan, self.rank_of, pe_name, instance, TICK_S, BATCH_ITEMS)  # split by demand
+        channel.on_ack = self.credits.acknowledged
+        self.acknowledges = acknowledges(graph, plan, pe_name)
+        self._credit_wait = Backoff()
+        self._done, self._done_from, self._done_since = 0, -1, 0.0  # items done, not yet acknowledged
         self.outputs: dict[str, dict[str, list]] = {}
         self._next_tick = 0.0
         self._next_progress = time.perf_counter() + PROGRESS_S
@@ -387,6 +396,7 @@ class InstanceRank:
             message = self.channel.receive()
             if message is None:
                 self.channel.flush()  # about to wait: what is buffered goes now
+                self.channel.send_acks()
                 self._progress(time.perf_counter())
                 backoff.sleep()
                 continue
@@ -395,11 +405,14 @@ class InstanceRank:
             if tag != DATA:
                 continue
             items, eos = payload
+            self._done_from, self._done_since = self.channel.source, time.perf_counter()
             for port, item in items:
                 if self.channel.stopped:
                     return
                 self.invoker.process(self.name, {port: item})
+                self._done += self.acknowledges
                 self._tick()
+            self._note_done()
             waiting -= eos
 
     def _tick(self) -> None:
@@ -407,8 +420,18 @@ class InstanceRank:
         if now >= self._next_tick:
             self._next_tick = now + TICK_S
             self.channel.flush()
+            self._note_done()
+            self.channel.send_acks()
             self.channel.poll_stop()
             self._progress(now)
+
+    def _note_done(self) -> None:
+        """Hand the items done since the last note (all from one sender: one batch's) to
+        the acknowledgements, with their seconds each."""
+        if self._done:
+            now = time.perf_counter()
+            self.channel.finished(self._done_from, self._done, now - self._done_since)
+            self._done, self._done_since = 0, now
 
     def _progress(self, now: float) -> None:
         """Every PROGRESS_S, this rank's counts to rank 0 (which keeps its own)."""
@@ -422,4 +445,22 @@ class InstanceRank:
                 add_output(self.outputs, pe, port, data)
             return
         for dest in self.router.route(pe, port, data):
-            self.channel.put(self.rank_of[(dest.pe, dest.instance)], dest.port, data)
+            if self.credits.splits(dest.pe, dest.port):
+                rank = self.credits.pick(dest.pe, dest.port, self._wait_for_credit)
+                self._credit_wait.reset()
+            else:
+                rank = self.rank_of[(dest.pe, dest.instance)]
+            self.channel.put(rank, dest.port, data)
+            self.credits.sent(rank)
+
+    def _wait_for_credit(self) -> bool:
+        """While no instance of a demand-split stream has credit: send what is held (so
+        that acknowledgements come), take acknowledgements; True if the run stops."""
+        self.channel.flush()
+        self._note_done()
+        self.channel.send_acks()
+        if self.channel.poll_stop():
+            return True
+        self._progress(time.perf_counter())
+        self._credit_wait.sleep()
+        return False

@@ -41,6 +41,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from .mpi_credit import CHEAP_S
 from .mpi_liveness import Liveness
 
 # Message tags. Messages between two ranks with the same tag arrive in the order sent,
@@ -52,6 +53,7 @@ DONE = 4  # rank 0's summary of the run, to every other rank
 INTERRUPT = 5  # signum: a rank was signalled; to rank 0, and from rank 0 to every other rank
 DEAD = 6  # rank: found dead by a rank on its node, to rank 0
 PROGRESS = 7  # (rank, items per PE): a rank's counts so far, to rank 0 every PROGRESS_S
+ACK = 8  # (rank, items, seconds per item): items of the receiver done, to their sender (mpi_credit)
 
 # STOP's payload: why every rank stops (a PE failure sends None).
 SECOND_SIGNAL = "second signal"
@@ -74,6 +76,10 @@ BATCH_ITEMS = 256
 # with the receiver's work; fewer bounds what a slow consumer holds (at most
 # MAX_IN_FLIGHT * BATCH_ITEMS items per upstream rank).
 MAX_IN_FLIGHT = 4
+
+# How often a rank acknowledges items cheaper than CHEAP_S (mpi_credit): their senders
+# only need to know that they are cheap.
+CHEAP_ACK_S = 0.1
 
 # The longest sleep of an idle rank: how late it may notice a message (mpi4py.futures'
 # default). Shorter wastes CPU when ranks outnumber cores.
@@ -132,6 +138,10 @@ class Channel:
         self._in_flight: dict[int, deque[MPI.Request]] = defaultdict(deque)
         self._control: list[MPI.Request] = []
         self._status = MPI.Status()
+        self.source = -1  # the sender of the message receive() returned last
+        self.on_ack: Callable[[int, int, float], None] | None = None  # a sender's credits (mpi_credit)
+        self._done: dict[int, list[float]] = {}  # sender -> [items done since the last ACK, their seconds]
+        self._acked_at: dict[int, float] = {}  # sender -> when it was last sent an ACK
 
     # -- data ------------------------------------------------------------------
     def put(self, dest: int, port: str, item: Any) -> None:
@@ -163,6 +173,39 @@ class Channel:
                 return
             self.poll_stop()
             backoff.sleep()
+
+    # -- acknowledgements (a receiver's items done, for its senders' credits) -----
+    def finished(self, sender: int, items: int, seconds: float) -> None:
+        """`items` from `sender` are done, after `seconds`; acknowledged by send_acks()."""
+        done = self._done.get(sender)
+        if done is None:
+            self._done[sender] = [items, seconds]
+        else:
+            done[0] += items
+            done[1] += seconds
+
+    def send_acks(self) -> None:
+        """Tell each sender how many of its items are done since the last time; of items
+        cheaper than CHEAP_S (which their sender does not split by credit), at most
+        every CHEAP_ACK_S after the first, to keep its counts near."""
+        if not self._done or self.stopped:
+            return
+        now = time.monotonic()
+        for sender in list(self._done):
+            items, seconds = self._done[sender]
+            last = self._acked_at.get(sender)
+            if last is not None and seconds < CHEAP_S * items and now - last < CHEAP_ACK_S:
+                continue
+            self.send(sender, ACK, (self.rank, int(items), seconds / items))
+            self._acked_at[sender] = now
+            del self._done[sender]
+        if len(self._control) > 64:
+            self._control = [r for r in self._control if not r.Test()]
+
+    def poll_acks(self) -> None:
+        """Take every ACK that has arrived."""
+        while (message := self.comm.improbe(tag=ACK)) is not None:
+            self._control_message(ACK, message.recv())
 
     # -- control ---------------------------------------------------------------
     def send(self, dest: int, tag: int, payload: Any) -> None:
@@ -201,12 +244,13 @@ class Channel:
             backoff.sleep()
 
     def poll_stop(self) -> bool:
-        """Take a STOP, INTERRUPT or DEAD if one has arrived, and act on a signal or a
-        dead rank on this node; True once stopped."""
+        """Take a STOP, INTERRUPT or DEAD if one has arrived (and every ACK), and act on a
+        signal or a dead rank on this node; True once stopped."""
         for tag in (STOP, INTERRUPT, DEAD, PROGRESS):
             message = self.comm.improbe(tag=tag)
             if message is not None:
                 self._control_message(tag, message.recv())
+        self.poll_acks()
         self._check()
         return self.stopped
 
@@ -223,6 +267,8 @@ class Channel:
         elif tag == PROGRESS:
             rank, items = payload
             self.progress[rank] = items
+        elif tag == ACK and self.on_ack is not None:
+            self.on_ack(*payload)
 
     def _check(self) -> None:
         """Act on a signal taken since the last check, on the drain's deadline, and on
@@ -287,8 +333,9 @@ class Channel:
             self._check()
             return None
         tag = self._status.Get_tag()
+        self.source = self._status.Get_source()
         payload = message.recv()
-        if tag in (STOP, INTERRUPT, DEAD, PROGRESS):
+        if tag in (STOP, INTERRUPT, DEAD, PROGRESS, ACK):
             self._control_message(tag, payload)
         elif tag != DATA:
             self.mail[tag].append(payload)
