@@ -21,6 +21,7 @@ _TYPED = {  # option: (the types it takes, how to say so), checked before the va
     "stall_timeout": ((int, float), "a number of seconds"),
     "drain_timeout": ((int, float), "a number of seconds"),
     "checkpoint_interval": ((int, float), "a number of seconds"),
+    "joining": (int, "a whole number"),
 }
 
 
@@ -49,6 +50,7 @@ class Options:
     checkpoint_dir: str | None = None  # where checkpoints go (`hpcflow run`: RUN_DIR/checkpoint)
     checkpoint_interval: float = 0.0  # seconds between checkpoints (0: only on a stop signal)
     resume: bool = False  # continue from the newest checkpoint in checkpoint_dir (or the start)
+    joining: int = 0  # *_redis: pool workers that join from other nodes (a job's); the run starts that many fewer
     restore_from: str | None = None  # set by the engine: the checkpoint generation its pinned workers restore
 
     @classmethod
@@ -86,6 +88,8 @@ class Options:
             raise UsageError("resume needs the checkpoint_dir of the run to continue")
         if not 0 <= opts.drain_timeout < math.inf:
             raise UsageError(f"drain_timeout must be 0 (stop at once) or more seconds, got {opts.drain_timeout}")
+        if opts.joining < 0:
+            raise UsageError(f"joining must be 0 or more workers, got {opts.joining}")
         if opts.stall_timeout < 0:
             raise UsageError(f"stall_timeout must be 0 (off) or more seconds, got {opts.stall_timeout}")
         if opts.metrics_out is not None:  # found out before the run, not after it

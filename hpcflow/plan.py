@@ -35,6 +35,13 @@ class Plan:
         return any(p == pe for p, _ in self.pinned)
 
 
+def own_pool(plan: Plan, joining: int = 0) -> int:
+    """The pool workers a run starts itself when `joining` more join it from other nodes
+    (`hpcflow submit --nodes N`): the plan's pool counts them all, so that the processes
+    of every node fit its CPUs. At least one stays here, so the run goes on without them."""
+    return max(1, plan.pool - joining) if plan.pool else 0
+
+
 def stateful_pes(graph: WorkflowGraph) -> frozenset[str]:
     """PEs that keep state between items: an explicit `stateful = True`, an input grouped
     by key, global or all, or an overridden `postprocess()`."""

@@ -2,7 +2,8 @@
 # A SLURM on this machine, for the batch integration tests (and for trying `hpcflow submit` /
 # `sbatch jobscripts/*.sh` without a cluster). Debian/Ubuntu, as root.
 #
-#   bash scripts/local-slurm.sh                          one node, this host (partition `local`)
+#   bash scripts/local-slurm.sh                          one node, this host (partition `local`);
+#                                                        a cluster of more is kept as it is
 #   HPCFLOW_SLURM_NODES=3 bash scripts/local-slurm.sh    and 3 more nodes (partition `nodes`)
 #   bash scripts/local-slurm.sh --down                   back to one node (removes the others)
 #
@@ -12,7 +13,10 @@
 # the controller is .254, node k is .k; no route off that subnet), where its slurmd runs
 # with its own hostname (a UTS namespace) and its own spool, pid and log files (%n).
 # Their names are added to /etc/hosts, marked, and removed by --down. Switching between 1
-# and N restarts slurmctld (running jobs survive it; jobs on removed nodes do not).
+# and N restarts slurmctld (running jobs survive it). Without HPCFLOW_SLURM_NODES the
+# nodes there are stay (a session that only makes sure SLURM runs must not take away the
+# nodes another one's jobs run on); nodes with jobs on them are never removed (the jobs
+# would end NODE_FAIL): the script refuses, naming the jobs.
 #
 # The node declares HPCFLOW_SLURM_CPUS CPUs (64 by default) whatever the hardware has
 # (SlurmdParameters=config_overrides), so the 64-CPU job scripts are accepted on a small
@@ -30,7 +34,7 @@
 set -euo pipefail
 
 CPUS=${HPCFLOW_SLURM_CPUS:-64}
-NODES=${HPCFLOW_SLURM_NODES:-1}
+NODES=${HPCFLOW_SLURM_NODES:-}
 NODE_CPUS=${HPCFLOW_SLURM_NODE_CPUS:-8}  # CPUs each further node declares
 NET=${HPCFLOW_SLURM_NET:-10.201.26}      # the first three octets of the nodes' /24
 WAIT_S=${HPCFLOW_SLURM_WAIT:-60}
@@ -51,6 +55,11 @@ if [ "${1:-}" = "--down" ]; then
     NODES=1
 elif [ -n "${1:-}" ]; then
     die "unknown argument ${1}: the only one is --down (back to one node)"
+fi
+# Not asked for a number: the nodes this script configured before (one the first time).
+if [ -z "$NODES" ]; then
+    NODES=$(grep -c '^NodeName=hfnode' "$CONF" 2>/dev/null || true)
+    [ "${NODES:-0}" -gt 1 ] || NODES=1
 fi
 case "$NODES" in
 [1-9] | 1[0-9] | 20) ;;
@@ -313,7 +322,22 @@ remove_other_nodes() {
     fi
 }
 
+# The nodes beyond $EXTRA (configured or with a namespace) that have jobs: "NAME (jobs ID...)".
+busy_nodes() {
+    local n jobs
+    for n in $({
+        grep -o '^NodeName=hfnode[0-9]*' "$CONF" 2>/dev/null | cut -d= -f2
+        ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^hfnode[0-9]+$'
+    } | sort -u); do
+        [ "${n#hfnode}" -le "$EXTRA" ] && continue
+        jobs=$(squeue -h -w "$n" -o %i 2>/dev/null | sort -u | tr '\n' ' ')
+        [ -z "$jobs" ] || echo "$n (jobs ${jobs% })"
+    done
+}
+
 install_packages
+busy=$(busy_nodes | tr '\n' ' ')
+[ -z "$busy" ] || die "not removing nodes that jobs run on: ${busy% }; scancel those jobs or wait for their end"
 [ "$EXTRA" -eq 0 ] || network_up
 write_hosts
 changed=false

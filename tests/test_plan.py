@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hpcflow import GenericPE, IterativePE, ProducerPE, UsageError, WorkflowGraph
-from hpcflow.plan import DYNAMIC, HYBRID, SEQUENTIAL, STATIC, make_plan, stateful_pes
+from hpcflow.plan import DYNAMIC, HYBRID, SEQUENTIAL, STATIC, make_plan, own_pool, stateful_pes
 
 
 class Source(ProducerPE):
@@ -198,3 +198,17 @@ def test_hybrid_needs_the_producers_and_stateful_instances_plus_one_worker():
     with pytest.raises(UsageError, match=r"mapping hybrid_multi needs at least 5 processes .*3 stateful.* got 4"):
         make_plan(graph, HYBRID, 4, "hybrid_multi")
     assert make_plan(graph, HYBRID, 5, "hybrid_multi").pool == 1
+
+
+@pytest.mark.parametrize("joining, own", [(0, 5), (3, 2), (4, 1), (9, 1)])
+def test_the_pool_counts_the_workers_that_join_from_other_nodes_and_one_stays_here(joining, own):
+    """`submit --nodes 3 --cpus 6`: the plan has 6 processes (a producer and a pool of 5);
+    4 of the pool join from the 2 further nodes, 2 CPUs each, so the first node starts
+    the producer and 1 pool worker: 2 processes on its 2 CPUs. However many join, one
+    pool worker stays with the run."""
+    g = chain(Source(), Stage())
+    plan = make_plan(g, DYNAMIC, 6)
+    assert (len(plan.pinned), plan.pool) == (1, 5)
+    assert own_pool(plan, joining) == own
+    static = make_plan(g, STATIC, 6)
+    assert own_pool(static, joining) == 0  # no pool to join

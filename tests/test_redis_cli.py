@@ -68,7 +68,8 @@ def test_run_with_a_private_server(cli, tmp_path, redis_server):
 
 def test_a_job_of_several_nodes_with_a_private_server_points_workers_at_the_run_directory(tmp_path):
     job = make_job(workflow="pipeline", mapping="dyn_redis", cpus=8, nodes=2, run_dir=tmp_path / "r", redis_url="auto")
-    assert job.worker_command[-6:] == ("--redis-url", "auto", "--run", "r", "--run-dir", str(tmp_path / "r"))
+    assert job.worker_command[-8:-2] == ("--redis-url", "auto", "--run", "r", "--run-dir", str(tmp_path / "r"))
+    assert job.worker_command[-2:] == ("--cpus", "4")  # a node's CPUs: the launcher's plan counts them
 
 
 def test_sigterm_stops_a_redis_run_with_a_checkpoint_and_deletes_its_keys(tmp_path, redis_server):

@@ -251,3 +251,30 @@ def test_the_python_api_does_not_enforce_the_allocation(monkeypatch):
     wf = load_workflow("pipeline", {"items": 5})
     result = run(wf.graph, wf.inputs, mapping="simple", processes=64)
     assert result.metrics.allocation["cpus"] == 1
+
+
+@pytest.mark.parametrize(
+    "mapping, cpus, warned",
+    [
+        ("dyn_redis", 6, None),
+        ("hybrid_redis", 6, "runs 5 processes (4 pinned instance(s) and 1 pool worker(s)) on its 2 CPUs"),
+        ("hybrid_redis", 15, None),
+    ],
+)
+def test_several_nodes_the_launcher_starts_only_its_share_of_the_pool(cli, tmp_path, mapping, cpus, warned):
+    """--nodes 3: each further node starts a node's CPUs in workers (--cpus), and the job
+    script tells the launcher how many join so, which its plan counts: no node runs more
+    processes than its CPUs, or submit says so (the stateful pipeline pins 4 instances on
+    the first node)."""
+    stateful = ("-p", "stateful=true") if mapping.startswith("hybrid") else ()
+    done = cli(
+        "submit", "pipeline", "--mapping", mapping, "--nodes", "3", "--cpus", str(cpus), *stateful,
+        "--redis-url", "auto", "--scheduler", "slurm", "--dry-run", env=no_scheduler(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    per_node = cpus // 3
+    assert f"\nexport HPCFLOW_JOINING_WORKERS={2 * per_node}\n" in done.stdout
+    (srun,) = [line for line in done.stdout.splitlines() if line.startswith("srun ")]
+    assert srun.endswith(f" --cpus {per_node} &"), srun
+    first = [line for line in done.stderr.splitlines() if "the first node" in line]
+    assert first == ([f"hpcflow: warning: the first node {warned}; --cpus 15 gives each node 5"] if warned else [])

@@ -2,10 +2,12 @@
 
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from hpcflow.batch import shell
 from hpcflow.batch.jobspec import JobSpec
 from hpcflow.batch.submit import make_job
 from hpcflow.batch.templates import WARNING_S, render_pbs, render_slurm
@@ -103,10 +105,15 @@ def test_slurm_several_nodes_start_one_worker_per_further_node_with_srun():
         "redis://login1:6379",
         "--run",
         RUN_DIR.name,
+        "--cpus",
+        "32",
     ]
-    exec_line = script.rstrip("\n").splitlines()[-1]
-    assert exec_line.startswith("exec ") and "--redis-url redis://login1:6379" in exec_line
-    assert script.index("srun ") < script.index("exec ")
+    # the shell stays: hpcflow in the background, then the worker step is ended (shell.py)
+    body = script.rstrip("\n").splitlines()
+    assert body[-1] == 'exit "$status"' and "\nexec " not in script
+    (launcher,) = [line for line in body if line.startswith("set -- ")]
+    assert " hpcflow run galaxy " in launcher and "--redis-url redis://login1:6379" in launcher
+    assert script.index("srun ") < script.index("set -- ") < script.index("workers_alive()")
 
 
 def test_four_nodes_start_three_workers():
@@ -134,10 +141,53 @@ def test_pbs_several_nodes_start_workers_with_pbsdsh():
     script = render_pbs(redis_job())
     check_bash_syntax(script)
     assert "-l select=2:ncpus=32:mpiprocs=1" in lines(script, "#PBS")
-    loop = [line for line in script.splitlines() if "pbsdsh" in line]
-    assert len(loop) == 1
-    assert loop[0].startswith('for i in $(seq 1 1); do pbsdsh -n "$i" -- /bin/bash -c \'cd /work && exec ')
+    body = script.splitlines()
+    loop = [line.strip() for line in body if "pbsdsh" in line]
+    assert len(loop) == 1 and body[body.index("for i in $(seq 1 1); do") + 1].strip() == loop[0]
+    assert loop[0].startswith('pbsdsh -n "$i" -- /bin/bash -c \'cd /work && exec ') and loop[0].endswith(" &")
     assert f"hpcflow worker --redis-url redis://login1:6379 --run {RUN_DIR.name}" in loop[0]
+    assert body[-1] == 'exit "$status"'
+
+
+@pytest.mark.parametrize("deaf", [False, True])
+def test_a_worker_step_that_outlives_the_run_is_ended_by_the_job(tmp_path, monkeypatch, deaf):
+    """An `srun` that never hears that a task ended (a node out of reach when its worker
+    gave up) would outlive the job on a cluster that tracks processes by parentage: the
+    batch shell ends it after the grace (TERM; KILL for one deaf to TERM), and exits with
+    the launcher's code."""
+    monkeypatch.setattr(shell, "WORKERS_GRACE_S", 1)
+    monkeypatch.setattr(shell, "WORKERS_KILL_S", 1)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ignore = "trap '' TERM; " if deaf else ""
+    (bin_dir / "srun").write_text(f'#!/bin/bash\n{ignore}echo $$ > "{tmp_path}/srun.pid"\nexec sleep 600\n')
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/bash\nsleep 0.5\nexit 3\n")  # the launcher: done, with skipped items
+    for f in (bin_dir / "srun", fake):
+        f.chmod(0o755)
+    spec = make_job(
+        workflow="pipeline", mapping="dyn_redis", cpus=2, nodes=2, redis_url="redis://h:1",
+        run_dir=tmp_path / "r", workdir=tmp_path, python=str(fake),
+    )  # fmt: skip
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", render_slurm(spec)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "the worker step outlived the run: ending it" in done.stdout
+    assert ended(int((tmp_path / "srun.pid").read_text()))
+
+
+def ended(pid: int, wait_s: float = 30.0) -> bool:
+    """The process is gone or a zombie (a KILL is delivered a moment after `kill` returns)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_rendered_script_runs_the_launcher_in_the_workdir(tmp_path):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from ..errors import UsageError
 
+# Set by a job script of several nodes for its launcher: the pool workers that join from the
+# other nodes, which the run's plan counts and its launcher does not start (plan.own_pool).
+JOINING_ENV = "HPCFLOW_JOINING_WORKERS"
 WALLTIME = re.compile(r"\d+:[0-5]\d:[0-5]\d")
 MEMORY = re.compile(r"(\d+)([KMGT]?)B?", re.IGNORECASE)
 
@@ -51,6 +54,11 @@ class JobSpec:
     @property
     def cpus_per_node(self) -> int:
         return self.cpus // self.nodes
+
+    @property
+    def joining(self) -> int:
+        """The pool workers that join the run from the further nodes: a node's CPUs each."""
+        return (self.nodes - 1) * self.cpus_per_node
 
     def walltime_s(self) -> int | None:
         """`walltime` in seconds."""

@@ -74,6 +74,8 @@ def make_job(
     workers = (python, "-m", "hpcflow", "worker", "--redis-url", redis_url, "--run", run_dir.name) if nodes > 1 else ()
     if workers and redis_url == "auto":  # the launcher's private server: its URL is in the run directory
         workers += ("--run-dir", str(run_dir))
+    if workers and cpus % nodes == 0:  # (JobSpec refuses an uneven split) a node's CPUs each, as the plan counts
+        workers += ("--cpus", str(cpus // nodes))
     spec = JobSpec(
         name=f"hpcflow-{safe_name(workflow)}",
         workdir=(workdir or Path.cwd()).absolute(),

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import shlex
 
-from .jobspec import JobSpec
+from .jobspec import JOINING_ENV, JobSpec
+from .shell import end_workers_lines, launcher_lines, started_workers
 from .untildone import Resubmission, attempt_lines
 
 WARNING_S = 60  # SIGTERM this long before the walltime: time to write a checkpoint (mpi: to drain) and the metrics
@@ -33,6 +34,7 @@ def render_slurm(job: JobSpec) -> str:
         *_given("--mem={}", mem),
         f"--output={job.run_dir / 'job.out'}",
         *(["--open-mode=append"] if job.resume_command else []),  # every attempt's lines in one job.out
+        *(["--requeue"] if job.resume_command else []),  # a node failure: SLURM runs the job again, resuming
         f"--signal=B:{warning_signal(job)}@{warning_s(job)}",
     ]
     note = (
@@ -44,13 +46,16 @@ def render_slurm(job: JobSpec) -> str:
         "slurm",
         f'sbatch --parsable --dependency=afterany:"$SLURM_JOB_ID" {shlex.quote(str(job.run_dir / SLURM_SCRIPT))}',
         'scontrol show job -o "$SLURM_JOB_ID" | grep -q " JobState=RUNNING "',
+        # SLURM counts a requeue in Restarts as it ends the job: more than when this instance started
+        '[ "$(scontrol show job -o "$SLURM_JOB_ID" | grep -o " Restarts=[0-9]*" | cut -d= -f2)" -gt'
+        ' "${SLURM_RESTART_COUNT:-0}" ] 2>/dev/null',
     )
     workers = []
     if job.nodes > 1:
         further = job.nodes - 1
         srun = ["srun", "--relative=1", f"--nodes={further}", f"--ntasks={further}", "--ntasks-per-node=1"]
         srun.append(f"--cpus-per-task={job.cpus_per_node}")
-        workers = [shlex.join([*srun, *job.worker_command]) + " &"]
+        workers = started_workers(shlex.join([*srun, *job.worker_command]) + " &")
     return _script("#SBATCH", directives, note, workers, job, again)
 
 
@@ -87,7 +92,8 @@ def render_pbs(job: JobSpec) -> str:
     if job.nodes > 1:
         in_workdir = f"cd {shlex.quote(str(job.workdir))} && exec {shlex.join(job.worker_command)}"
         remote = shlex.join(["/bin/bash", "-c", in_workdir])
-        workers = [f'for i in $(seq 1 {job.nodes - 1}); do pbsdsh -n "$i" -- {remote} & done']
+        each = started_workers(f'pbsdsh -n "$i" -- {remote} &')
+        workers = [f"for i in $(seq 1 {job.nodes - 1}); do", *(f"    {line}" for line in each), "done"]
     return _script("#PBS", directives, note, workers, job, again)
 
 
@@ -127,9 +133,22 @@ def _script(
     lines += ["set -e", f"cd {shlex.quote(str(job.workdir))}"]
     lines += [f"module load {shlex.quote(m)}" for m in job.modules]
     if workers:
-        lines += ["# One Redis worker on each further node; they join the run named after the run directory.", *workers]
+        lines += ["# One Redis worker on each further node; they join the run named after the run directory."]
+        lines += ["# Each starts its node's CPUs in workers; the launcher's plan counts them, so it starts that many"]
+        lines += ["# fewer itself (plan.own_pool) and no node runs more processes than it has CPUs."]
+        lines += [f"export {JOINING_ENV}={job.joining}", 'workers=""', *workers]
+    ending = end_workers_lines("TERM USR1" if job.resume_command else "TERM") if workers else []
     if job.resume_command:
-        return "\n".join(lines + attempt_lines(job, again)) + "\n"
+        return "\n".join(lines + attempt_lines(job, again, ending)) + "\n"
+    if workers:  # the shell stays, to end the worker step after the run
+        lines += [
+            "# hpcflow in the background: this shell passes the scheduler's SIGTERM on at once (shell.py).",
+            f"set -- {shlex.join(job.run_command)}",
+            *launcher_lines("TERM"),
+            *ending,
+            'exit "$status"',
+        ]
+        return "\n".join(lines) + "\n"
     lines += [
         "# exec: hpcflow replaces this shell, so the scheduler's SIGTERM reaches the launcher itself.",
         f"exec {shlex.join(job.run_command)}",

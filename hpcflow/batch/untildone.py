@@ -11,19 +11,20 @@ stopped so and handed on to the next one ends with exit 0: it did what was plann
 next attempt that could not be submitted keeps hpcflow's exit code (FAILED). A counter file in D,
 not the scheduler, counts the attempts: each one is a new job.
 
-hpcflow runs in the background and this shell `wait`s for it: bash runs a trap only
-between commands, and an interrupted `wait` is the one place where that is at once, so
-the early signal, which SLURM's `--signal=B:USR1@...` sends to the batch shell alone, is
-passed on as a SIGTERM without delay (a TERM, PBS's or a user's, too). (The scripts
-without --until-done `exec` hpcflow instead.)
+hpcflow runs in the background of the batch shell (shell.py), so the early signal, which
+SLURM's `--signal=B:USR1@...` sends to the batch shell alone, is passed on as a SIGTERM
+without delay (a TERM, PBS's or a user's, too). (The scripts of one node without
+--until-done `exec` hpcflow instead.)
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .jobspec import JobSpec
+from .shell import launcher_lines
 
 ATTEMPT_FILE = "job_attempt"  # in the run directory: the number of the attempt that runs or ran last
 JOB_ID_FILE = "job_id"  # in the run directory, as `sweep.jobs.record_job` writes it: `hpcflow status` reads it
@@ -38,10 +39,12 @@ class Resubmission:
     scheduler: str  # as `hpcflow status` reads it from D/job_id: slurm, pbs
     command: str  # submits the script to start after this job; prints the new job's id
     running: str | None  # a test that this job still runs (it was not cancelled); None: cannot tell
+    requeued: str | None = None  # a test that the scheduler is requeuing this job (a node failed); None: cannot tell
 
 
-def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
-    """The script's last lines, after `cd` and `module load`: one attempt, then what next."""
+def attempt_lines(job: JobSpec, again: Resubmission, ending: Sequence[str] = ()) -> list[str]:
+    """The script's last lines, after `cd` and `module load`: one attempt, then what next,
+    then `ending` (what ends the worker step of a job of several nodes)."""
     run_dir = shlex.quote(str(job.run_dir))
     stopped = " | ".join(map(str, STOPPED))
     resume = "continue with: hpcflow resume $run_dir"
@@ -51,6 +54,16 @@ def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
             f"    elif ! {again.running}; then",
             f'        say "the job was cancelled: no further attempt; {resume}"',
         ]
+    # A node failure also stops this attempt (SIGTERM, then the job ends NODE_FAIL); the
+    # scheduler then runs this same job again (--requeue): the next attempt, from the newest
+    # checkpoint. Submitting one here as well would run two attempts in one run directory.
+    requeued = []
+    if again.requeued is not None:
+        requeued = [
+            "requeued=false",
+            f"if {again.requeued}; then requeued=true; fi",
+        ]
+    next_by_requeue = 'say "a node failed: the scheduler requeued this job; it runs again as attempt $((attempt + 1))"'
     return [
         "# --until-done: the first attempt runs the workflow in the run directory below, later ones",
         "# resume it from its newest checkpoint; hpcflow runs in the background so that this shell",
@@ -66,16 +79,15 @@ def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
         f"    set -- {shlex.join(job.run_command)}",
         "fi",
         'say "$*"',
-        "trap 'kill -TERM \"$launcher\" 2>/dev/null' TERM USR1  # SLURM's early warning is USR1 (templates.py)",
-        '"$@" &',
-        "launcher=$!",
-        'while kill -0 "$launcher" 2>/dev/null; do wait "$launcher" || :; done',
-        "status=0",
-        'wait "$launcher" || status=$?',
+        "# SLURM's early warning is USR1 (templates.py)",
+        *launcher_lines("TERM USR1"),
+        *(requeued or ["requeued=false"]),
         'case "$status" in',
         f'{" | ".join(map(str, FINISHED))}) say "the run is finished (exit $status)" ;;',
         f"{stopped})",
-        '    if [ "$attempt" -ge "$max_attempts" ]; then',
+        "    if $requeued; then",
+        f"        {next_by_requeue}",
+        '    elif [ "$attempt" -ge "$max_attempts" ]; then',
         f'        say "stopped with a checkpoint; that was the last attempt allowed; {resume}"',
         *cancelled,
         f"    elif next=$({again.command}); then",
@@ -87,7 +99,14 @@ def attempt_lines(job: JobSpec, again: Resubmission) -> list[str]:
         f'        say "stopped with a checkpoint, but the next attempt could not be submitted; {resume}"',
         "    fi",
         "    ;;",
-        '*) say "the run ended with exit $status: no further attempt" ;;',
+        "*)",
+        "    if $requeued; then",
+        f"        {next_by_requeue}",
+        "    else",
+        '        say "the run ended with exit $status: no further attempt"',
+        "    fi",
+        "    ;;",
         "esac",
+        *ending,
         'exit "$status"',
     ]

@@ -5,11 +5,14 @@ a PE that cannot be pickled) is refused by both in the same words, exit 2."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..api import prepare as prepare_run
+from ..batch.jobspec import JOINING_ENV
 from ..errors import UsageError
 from ..job import Job
 from ..mappings import get_mapping
@@ -33,6 +36,17 @@ class RunFlags:
     resume: bool = False
 
 
+def joining_workers(env: Mapping[str, str]) -> int:
+    """The pool workers a job script of several nodes says join from its other nodes (0
+    elsewhere): its launcher starts that many fewer of the plan's own."""
+    text = env.get(JOINING_ENV, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise UsageError(f"{JOINING_ENV}={text!r} is not a whole number of workers")
+    return int(text)
+
+
 def prepare_job(settings: Settings, run_dir: Path, flags: RunFlags, here: bool = True) -> tuple[Workflow, Job]:
     """Build the workflow (its files go to `run_dir`) and check and plan the run. `here`
     False: the run is for a batch job on other nodes, so what only those nodes can tell
@@ -47,6 +61,7 @@ def prepare_job(settings: Settings, run_dir: Path, flags: RunFlags, here: bool =
         from ..transports.redis.keys import run_id_of
 
         options.update(run_id=run_id_of(run_dir.name), key_file=str((run_dir / "run.key").absolute()))
+        options.update(joining=joining_workers(os.environ))
         if flags.elastic:
             options.update(elastic=dict(settings.elastic), batch=settings.batch)
     if spec.checkpoints:

@@ -14,7 +14,9 @@ from ..batch.limits import check_request, slurm_partition
 from ..batch.schedulers import SCHEDULERS, find_scheduler
 from ..batch.submit import DEFAULT_MAX_ATTEMPTS, make_job, submit_job
 from ..errors import UsageError
+from ..job import Job
 from ..mpirun import require_mpiexec
+from ..plan import own_pool
 from ..rundir import make_run_dir, run_dir_name
 from ..settings import Settings
 from ..sweep.jobs import record_job
@@ -23,7 +25,7 @@ from .params import Seconds
 from .prepare import RunFlags, prepare_job
 
 
-def check_here(settings: Settings, run_dir: str | None, checkpoint_interval: float | None) -> None:
+def check_here(settings: Settings, run_dir: str | None, checkpoint_interval: float | None) -> Job:
     """What `hpcflow run` checks before it starts, checked before anything is queued, on
     `run`'s own code path: the workflow is built (into a directory thrown away) and the
     run planned, so that an unknown parameter or too few processes for the mapping is
@@ -33,7 +35,23 @@ def check_here(settings: Settings, run_dir: str | None, checkpoint_interval: flo
     name = Path(run_dir).name if run_dir else run_dir_name(settings.workflow, settings.mapping)
     with tempfile.TemporaryDirectory(prefix="hpcflow-submit-check-") as scratch:
         flags = RunFlags(checkpoint_interval=checkpoint_interval)
-        prepare_job(settings, Path(scratch) / name, flags, here=False)
+        return prepare_job(settings, Path(scratch) / name, flags, here=False)[1]
+
+
+def check_first_node(planned: Job, job: JobSpec) -> None:
+    """Warn when the first node of a job of several runs more processes than its CPUs: the
+    pinned instances (producers, stateful PEs) all run there, beside one pool worker."""
+    if job.nodes < 2 or not planned.plan.pool:
+        return
+    plan = planned.plan
+    here = len(plan.pinned) + own_pool(plan, job.joining)
+    if here > job.cpus_per_node:
+        click.echo(
+            f"hpcflow: warning: the first node runs {here} processes ({len(plan.pinned)} pinned instance(s) and "
+            f"{own_pool(plan, job.joining)} pool worker(s)) on its {job.cpus_per_node} CPUs; "
+            f"--cpus {here * job.nodes} gives each node {here}",
+            err=True,
+        )
 
 
 def check_partition(job: JobSpec, scheduler: str, refuse: bool) -> None:
@@ -120,7 +138,7 @@ def submit_cmd(
     workflow, mapping, cpus = settings.workflow, settings.mapping, settings.cpus
     if mapping is None or cpus is None:
         raise UsageError("submit needs --mapping and --cpus (or mapping: and cpus: in a config file)")
-    check_here(settings, run_dir, checkpoint_interval)
+    prepared = check_here(settings, run_dir, checkpoint_interval)
     options = run_options(settings)
     chosen = find_scheduler(settings.batch.scheduler)
 
@@ -142,6 +160,7 @@ def submit_cmd(
     planned = Path(run_dir) if run_dir else Path("runs") / run_dir_name(workflow, mapping)
     checked = job(run_dir=planned.absolute())  # checks everything before anything is created
     check_partition(checked, chosen.name, refuse=not dry_run)
+    check_first_node(prepared, checked)
     if dry_run:
         click.echo(chosen.render(checked), nl=False)
         return

@@ -37,6 +37,7 @@ from ..errors import HpcflowError, RunAborted, UsageError
 from ..fingerprint import check_same, fingerprint
 from ..job import Job, Outcome
 from ..metrics import cpu_seconds
+from ..plan import own_pool
 from ..transports import check_job, make_broker
 from ..transports.base import MAX_REPLAYS, pool_pes
 from .barrier import Checkpointer
@@ -503,7 +504,7 @@ class Coordinator:
             for host in self.plan.pinned:
                 self.start_worker(host)
             active = self.scaler.initial() if self.scaler is not None else self.plan.pool
-            for i in range(self.plan.pool):
+            for i in range(own_pool(self.plan, self.job.options.joining)):  # the rest join from other nodes
                 self.start_early()
                 w = self.start_worker()
                 if i >= active:  # the auto-scaler's first target: the rest start parked
