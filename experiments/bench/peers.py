@@ -131,7 +131,7 @@ def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONS:
         try:
-            found[name] = version(name)
+            found[name] = version("hpcflow-stream" if name == "hpcflow" else name)  # hpcflow's distribution name
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
@@ -157,7 +157,8 @@ def summarise(w: Workload, system: str, runs: list[dict]) -> dict:
         "process_time_s": statistics.median(r["process_time_s"] for r in good),
         "startup_s": statistics.median(r["startup_s"] for r in good),
         # injected sleep / (processes x runtime): 1.0 is every process asleep in a task all the time
-        "efficiency": w.work_s / (w.processes * runtime) if w.work_s else None,
+        # (not for bursts, whose pauses idle every system by design)
+        "efficiency": w.work_s / (w.processes * runtime) if w.work_s and not w.bursts else None,
     }
 
 
