@@ -57,12 +57,9 @@ def attempt_lines(job: JobSpec, again: Resubmission, ending: Sequence[str] = ())
     # A node failure also stops this attempt (SIGTERM, then the job ends NODE_FAIL); the
     # scheduler then runs this same job again (--requeue): the next attempt, from the newest
     # checkpoint. Submitting one here as well would run two attempts in one run directory.
-    requeued = []
+    requeued = ["requeued=false"]
     if again.requeued is not None:
-        requeued = [
-            "requeued=false",
-            f"if {again.requeued}; then requeued=true; fi",
-        ]
+        requeued.append(f"if {again.requeued}; then requeued=true; fi")
     next_by_requeue = 'say "a node failed: the scheduler requeued this job; it runs again as attempt $((attempt + 1))"'
     return [
         "# --until-done: the first attempt runs the workflow in the run directory below, later ones",
@@ -81,7 +78,7 @@ def attempt_lines(job: JobSpec, again: Resubmission, ending: Sequence[str] = ())
         'say "$*"',
         "# SLURM's early warning is USR1 (templates.py)",
         *launcher_lines("TERM USR1"),
-        *(requeued or ["requeued=false"]),
+        *requeued,
         'case "$status" in',
         f'{" | ".join(map(str, FINISHED))}) say "the run is finished (exit $status)" ;;',
         f"{stopped})",

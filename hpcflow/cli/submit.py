@@ -44,11 +44,12 @@ def check_first_node(planned: Job, job: JobSpec) -> None:
     if job.nodes < 2 or not planned.plan.pool:
         return
     plan = planned.plan
-    here = len(plan.pinned) + own_pool(plan, job.joining)
+    pool = own_pool(plan, job.joining)
+    here = len(plan.pinned) + pool
     if here > job.cpus_per_node:
         click.echo(
             f"hpcflow: warning: the first node runs {here} processes ({len(plan.pinned)} pinned instance(s) and "
-            f"{own_pool(plan, job.joining)} pool worker(s)) on its {job.cpus_per_node} CPUs; "
+            f"{pool} pool worker(s)) on its {job.cpus_per_node} CPUs; "
             f"--cpus {here * job.nodes} gives each node {here}",
             err=True,
         )
